@@ -1,0 +1,150 @@
+"""Denoiser training: loss falls on real motion, checkpoints load, resume continues, 2 CPU processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from difftted import train
+from difftted.train_config import TrainConfig
+from difftted.train_state import checkpoints
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "difftted" / "tiny.json"
+
+
+def mocap_dataset(out: Path, keypoints: np.ndarray, audio: tuple[np.ndarray, int], clips: list[tuple[str, str, int, int]]) -> Path:
+    """A dataset of real motion (the BEAT capture, 50 keypoints at 25 fps) with its speech:
+    ``clips`` are ``(id, split, first frame, end frame)``."""
+    from difftted.audio import AudioFeatureConfig, AudioFeatureExtractor
+    from difftted.dataset import finalize_dataset, save_clip
+
+    cfg, (wave, sr) = AudioFeatureConfig(), audio
+    end = max(c[3] for c in clips)
+    feats = AudioFeatureExtractor(cfg)(wave[: end * sr // 25], sr, 25.0, num_frames=end)
+    entries = [save_clip(out, cid, split, keypoints[a:b], feats[a:b], wave[a * sr // 25:b * sr // 25], sr, 25.0)
+               for cid, split, a, b in clips]
+    finalize_dataset(out, entries, [], cfg, 25.0, window=16)
+    return out
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory, mocap_keypoints, mocap_audio) -> Path:
+    """20 s of real motion: 16 s to train on, 4 s held out."""
+    return mocap_dataset(tmp_path_factory.mktemp("mocap_data"), mocap_keypoints, mocap_audio,
+                         [("scott_a", "train", 0, 400), ("scott_b", "test", 400, 500)])
+
+
+def _losses(run: Path) -> list[dict]:
+    return [r for r in map(json.loads, (run / "losses.jsonl").read_text().splitlines()) if "loss" in r]
+
+
+def _validations(run: Path) -> list[dict]:
+    return [r for r in map(json.loads, (run / "losses.jsonl").read_text().splitlines()) if "validation" in r]
+
+
+def test_window_dataset(dataset_dir):
+    from difftted.data import KeypointWindowDataset
+
+    data = KeypointWindowDataset(dataset_dir, "train", window=16, context_frames=4)
+    raw = np.load(dataset_dir / "clips" / "scott_a.npz")["keypoints"]  # [400, 50, 2]
+    assert len(data) == 400 - 16 + 1 and data.keypoint_dim == 100 and data.feature_dim == 66
+    flat = data.stats.normalize(raw).reshape(400, -1)
+    torch.manual_seed(0)
+    for start in (0, 3, 4, 50, 384):
+        item = data[start]
+        assert item["keypoints"].shape == (16, 100) and item["audio_features"].shape == (16, 66)
+        np.testing.assert_allclose(item["keypoints"].numpy(), flat[start:start + 16], rtol=1e-5, atol=1e-5)
+        assert bool(item["has_context"]) == (start >= 4)
+        if start >= 4:
+            np.testing.assert_allclose(item["context"].numpy(), flat[start - 4:start], rtol=1e-5, atol=1e-5)
+        else:
+            assert not item["context"].any()
+        for _ in range(20):  # the photo is a frame at or outside the window start, never inside it
+            src = data[start]["source_keypoints"].numpy()
+            (frame,) = np.flatnonzero(np.abs(flat - src).max(axis=1) < 1e-5)
+            assert frame <= start or frame >= start + 16
+    fixed = KeypointWindowDataset(dataset_dir, "train", window=16, context_frames=0, source_frame="start")
+    np.testing.assert_allclose(fixed[7]["source_keypoints"].numpy(), flat[7], rtol=1e-5, atol=1e-5)
+    assert fixed[7]["context"].shape == (0, 100)
+    with pytest.raises(ValueError, match="split 'val'"):
+        KeypointWindowDataset(dataset_dir, "val")
+    with pytest.raises(ValueError, match="window"):
+        KeypointWindowDataset(dataset_dir, "test", window=101)
+
+
+def test_config_rejects_unknown_keys(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"learning_rat": 1e-3}))
+    with pytest.raises(ValueError, match="learning_rat"):
+        TrainConfig.load(path)
+    with pytest.raises(ValueError, match="drop_audio"):
+        TrainConfig(drop_audio=1.5)
+
+
+def test_train_loss_falls_checkpoints_load_and_resume(tmp_path, dataset_dir):
+    from difftted.denoiser import KeypointDenoiser
+    from difftted.weights import load_components
+    from tps.model import TPSMotionModel
+
+    renderer = TPSMotionModel.from_config("tiny-64").save_pretrained(tmp_path / "renderer")
+    run = tmp_path / "run"
+    args = ["--config", str(CONFIG), "--data", str(dataset_dir), "--out", str(run), "--no-progress"]
+    assert train.main(args + ["--renderer", str(renderer)]) == 0
+    losses = _losses(run)
+    assert [r["step"] for r in losses] == list(range(1, 61)) and losses[0]["processes"] == 1
+    first, last = np.mean([r["loss"] for r in losses[:5]]), np.mean([r["loss"] for r in losses[-5:]])
+    assert last < 0.6 * first, (first, last)
+    (val30, val60) = _validations(run)
+    assert val30["step"] == 30 and set(val60["validation"]) >= {"bc", "jitter", "l1", "gt_bc", "gt_jitter"}
+    metrics = val60["validation"]
+    assert metrics["l1"] > 0 and metrics["jitter"] > 0 and metrics["gt_jitter"] > 0
+    assert metrics["bc"] is None or 0.0 <= metrics["bc"] <= 1.0
+
+    # total limit 2 of checkpoints at 20, 40, 60
+    assert [p.name for p in checkpoints(run)] == ["checkpoint-40", "checkpoint-60"]
+    ckpt = run / "checkpoint-60"
+    model = KeypointDenoiser.from_pretrained(ckpt / "denoiser", use_safetensors=True)
+    assert model.config.hidden_dim == 32 and model.config.audio_dim == 66
+    meta = json.loads((ckpt / "pipeline.json").read_text())
+    assert meta["fps"] == 25.0 and len(meta["keypoint_stats"]["mean"]) == 50
+    assert json.loads((ckpt / "scheduler" / "scheduler_config.json").read_text())["_class_name"] == "DDIMScheduler"
+    final = KeypointDenoiser.from_pretrained(run / "final" / "denoiser", use_safetensors=True)
+    for a, b in zip(final.parameters(), model.parameters()):  # final = EMA weights of the last step
+        torch.testing.assert_close(a, b)
+    parts = load_components(run / "final")  # with --renderer, final/ is a complete pipeline folder
+    assert parts["fps"] == 25.0 and parts["guidance_scale"] == 1.15
+
+    # resume: continues from step 60 up to 80 with the optimiser state, not from scratch
+    assert train.main(args + ["--resume", "--max-steps", "80"]) == 0
+    resumed = _losses(run)[60:]
+    assert [r["step"] for r in resumed] == list(range(61, 81))
+    assert np.mean([r["loss"] for r in resumed[:5]]) < 0.8 * first
+    assert [p.name for p in checkpoints(run)] == ["checkpoint-60", "checkpoint-80"]
+
+
+def test_train_rejects_bad_inputs(tmp_path, dataset_dir):
+    assert train.main(["--config", str(tmp_path / "none.json"), "--data", str(dataset_dir),
+                       "--out", str(tmp_path / "r")]) == 2
+    assert train.main(["--config", str(CONFIG), "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+
+
+@pytest.mark.slow
+def test_train_two_cpu_processes(tmp_path, dataset_dir):
+    run = tmp_path / "run2"
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "-m", "difftted.train", "--config", str(CONFIG), "--data", str(dataset_dir), "--out", str(run),
+           "--cpu", "--max-steps", "20", "--no-progress"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    losses = _losses(run)
+    assert [r["step"] for r in losses] == list(range(1, 21)) and losses[0]["processes"] == 2
+    assert (run / "checkpoint-20" / "denoiser" / "config.json").is_file()
