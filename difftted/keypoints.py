@@ -1,0 +1,157 @@
+"""Keypoint normalisation: one mean and std per keypoint coordinate, as DiffTED does.
+
+The denoiser works in normalised units, ``(kp - mean) / std``, where ``kp`` are TPS keypoints
+``(x, y)`` in ``[-1, 1]`` (see docs/ARCHITECTURE.md) and ``mean``/``std`` have shape ``[N, 2]``
+(``N = K*5 = 50``). Arrays and tensors of shape ``[..., N, 2]`` or flat ``[..., N*2]`` are both
+accepted; the flat layout is ``(x0, y0, x1, y1, ...)``, i.e. ``kp.reshape(..., N*2)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence, TypeVar
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
+
+#: A coordinate that never moves in the data would get std 0; dividing by it would blow up,
+#: so the std is floored at this value (in keypoint units, i.e. 1/2000 of the image width).
+MIN_STD = 1e-3
+_FORMAT = "difftted.keypoint_stats.v1"
+
+
+@dataclass(frozen=True, eq=False)
+class KeypointStats:
+    """Per-coordinate statistics of keypoints: ``mean`` and ``std`` of shape ``[N, 2]``."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    def __post_init__(self) -> None:
+        mean = np.asarray(self.mean, dtype=np.float32)
+        std = np.asarray(self.std, dtype=np.float32)
+        if mean.ndim != 2 or mean.shape[1] != 2:
+            raise ValueError(f"mean must have shape [N, 2], got {mean.shape}")
+        if std.shape != mean.shape:
+            raise ValueError(f"std must have the shape of mean {mean.shape}, got {std.shape}")
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            raise ValueError("mean and std must be finite")
+        if (std <= 0).any():
+            raise ValueError(f"std must be positive, got minimum {float(std.min())}")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+
+    @property
+    def num_keypoints(self) -> int:
+        """``N``, the number of keypoints per frame."""
+        return int(self.mean.shape[0])
+
+    # ----------------------------------------------------------------------------- transforms
+    def _broadcastable(self, x: ArrayOrTensor) -> tuple[ArrayOrTensor, ArrayOrTensor]:
+        n = self.num_keypoints
+        shape = tuple(x.shape)
+        if len(shape) >= 2 and shape[-2:] == (n, 2):
+            mean, std = self.mean, self.std
+        elif len(shape) >= 1 and shape[-1] == 2 * n:
+            mean, std = self.mean.reshape(-1), self.std.reshape(-1)
+        else:
+            raise ValueError(f"keypoints must have shape [..., {n}, 2] or [..., {2 * n}], got {shape}")
+        if isinstance(x, torch.Tensor):
+            return (torch.as_tensor(mean, dtype=x.dtype, device=x.device),
+                    torch.as_tensor(std, dtype=x.dtype, device=x.device))
+        if isinstance(x, np.ndarray):
+            dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32
+            return mean.astype(dtype), std.astype(dtype)
+        raise TypeError(f"keypoints must be a numpy array or a torch tensor, got {type(x).__name__}")
+
+    def normalize(self, keypoints: ArrayOrTensor) -> ArrayOrTensor:
+        """``(keypoints - mean) / std`` for ``[..., N, 2]`` or ``[..., N*2]`` input."""
+        mean, std = self._broadcastable(keypoints)
+        return (keypoints - mean) / std
+
+    def denormalize(self, normalized: ArrayOrTensor) -> ArrayOrTensor:
+        """Inverse of :meth:`normalize`: ``normalized * std + mean``."""
+        mean, std = self._broadcastable(normalized)
+        return normalized * std + mean
+
+    # ------------------------------------------------------------------------------ builders
+    @classmethod
+    def from_sequences(cls, sequences: Sequence[np.ndarray], min_std: float = MIN_STD) -> "KeypointStats":
+        """Statistics over every frame of ``sequences`` (each ``[T_i, N, 2]``).
+
+        Computed in float64 with a running sum so a large dataset needs no concatenated copy.
+        """
+        if len(sequences) == 0:
+            raise ValueError("sequences must hold at least one [T, N, 2] array, got none")
+        total = 0
+        s1 = s2 = None
+        for i, seq in enumerate(sequences):
+            arr = np.asarray(seq, dtype=np.float64)
+            if arr.ndim != 3 or arr.shape[2] != 2 or arr.shape[0] == 0:
+                raise ValueError(f"sequences[{i}] must have shape [T>0, N, 2], got {arr.shape}")
+            if s1 is None:
+                s1, s2 = np.zeros(arr.shape[1:]), np.zeros(arr.shape[1:])
+            elif arr.shape[1:] != s1.shape:
+                raise ValueError(f"sequences[{i}] has {arr.shape[1]} keypoints, sequences[0] has {s1.shape[0]}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"sequences[{i}] holds NaN or inf")
+            s1 += arr.sum(axis=0)
+            s2 += np.square(arr).sum(axis=0)
+            total += arr.shape[0]
+        mean = s1 / total
+        var = np.maximum(s2 / total - np.square(mean), 0.0)
+        return cls(mean=mean, std=np.maximum(np.sqrt(var), min_std))
+
+    @classmethod
+    def from_diffted_npy(cls, mean_path: str | Path, std_path: str | Path) -> "KeypointStats":
+        """The official DiffTED statistics (``diffted_kp_mean.npy`` / ``diffted_kp_std.npy``, ``[50, 2]``)."""
+        mean = np.load(Path(mean_path), allow_pickle=False)
+        std = np.load(Path(std_path), allow_pickle=False)
+        return cls(mean=mean.reshape(-1, 2), std=std.reshape(-1, 2))
+
+    @classmethod
+    def identity(cls, num_keypoints: int) -> "KeypointStats":
+        """Mean 0, std 1: normalisation that changes nothing."""
+        if num_keypoints <= 0:
+            raise ValueError(f"num_keypoints must be positive, got {num_keypoints}")
+        return cls(mean=np.zeros((num_keypoints, 2)), std=np.ones((num_keypoints, 2)))
+
+    # ------------------------------------------------------------------------------------ io
+    def to_dict(self) -> dict:
+        return {"format": _FORMAT, "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "KeypointStats":
+        unknown = set(data) - {"format", "mean", "std"}
+        if unknown:
+            raise ValueError(f"unknown keys in keypoint stats: {sorted(unknown)}")
+        if data.get("format", _FORMAT) != _FORMAT:
+            raise ValueError(f"unsupported keypoint stats format {data.get('format')!r}, expected {_FORMAT!r}")
+        if "mean" not in data or "std" not in data:
+            raise ValueError(f"keypoint stats need 'mean' and 'std', got keys {sorted(data)}")
+        return cls(mean=np.asarray(data["mean"]), std=np.asarray(data["std"]))
+
+    def save(self, path: str | Path) -> Path:
+        """Write the statistics as json (``{"format", "mean": [[x, y], ...], "std": ...}``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "KeypointStats":
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"keypoint stats file {str(path)!r} does not exist")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"keypoint stats file {str(path)!r} is not valid json: {err}") from err
+        return cls.from_dict(data)
