@@ -41,19 +41,25 @@ SCHEDULERS: dict[str, type[SchedulerMixin]] = {
 DEFAULT_GUIDANCE_SCALE = 1.15  # DiffTED's value
 
 
-def make_scheduler(prediction_type: str = "epsilon", num_train_timesteps: int = 500) -> DDPMScheduler:
-    """DiffTED's training schedule: DDPM, linear betas 1e-4..0.02, no clipping (normalised
-    keypoints are not bounded to [-1, 1]). Swap for sampling with :func:`swap_scheduler`.
+def make_scheduler(prediction_type: str = "epsilon", num_train_timesteps: int = 500, *,
+                   beta_start: float = 1e-4, beta_end: float = 0.02,
+                   beta_schedule: str = "linear") -> DDPMScheduler:
+    """The training noise schedule: DDPM without clipping (normalised keypoints are not bounded
+    to [-1, 1]); the defaults are DiffTED's (500 steps, linear betas 1e-4..0.02). Swap it for
+    sampling with :func:`swap_scheduler`.
 
-    Sampling starts from pure noise, so the schedule must end near it: with these betas fewer than
-    about 300 steps leave more than 5% of the signal's variance at the last step, which is refused.
+    Sampling starts from pure noise, so the schedule must end near it: a schedule that leaves more
+    than 5% of the signal's variance at its last step (with DiffTED's betas, fewer than about 300
+    steps) is refused.
     """
-    scheduler = DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_start=1e-4, beta_end=0.02,
-                              beta_schedule="linear", clip_sample=False, prediction_type=prediction_type)
+    scheduler = DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_start=beta_start,
+                              beta_end=beta_end, beta_schedule=beta_schedule, clip_sample=False,
+                              prediction_type=prediction_type)
     final = float(scheduler.alphas_cumprod[-1])
     if final > 0.05:
-        raise ValueError(f"num_train_timesteps={num_train_timesteps} leaves {final:.0%} of the signal at the "
-                         "last step (linear betas 1e-4..0.02); use at least 300")
+        raise ValueError(f"num_train_timesteps={num_train_timesteps} with {beta_schedule} betas "
+                         f"{beta_start}..{beta_end} leaves {final:.0%} of the signal at the last step; "
+                         "sampling from pure noise needs a schedule that ends near it (e.g. 500 steps)")
     return scheduler
 
 

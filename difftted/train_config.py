@@ -133,13 +133,13 @@ class TrainConfig:
         return KeypointDenoiser(**self.denoiser_kwargs(manifest))
 
     def build_noise_scheduler(self, manifest: dict):
-        """The DDPM training schedule, predicting what the denoiser predicts."""
-        from diffusers import DDPMScheduler
+        """The DDPM training schedule (:func:`difftted.sampling.make_scheduler`), predicting what
+        the denoiser predicts."""
+        from difftted.sampling import make_scheduler
 
         prediction = self.denoiser_kwargs(manifest).get("prediction_type", "epsilon")
-        return DDPMScheduler(num_train_timesteps=self.num_train_timesteps, beta_schedule=self.beta_schedule,
-                             beta_start=self.beta_start, beta_end=self.beta_end, prediction_type=prediction,
-                             clip_sample=False)
+        return make_scheduler(prediction, self.num_train_timesteps, beta_start=self.beta_start,
+                              beta_end=self.beta_end, beta_schedule=self.beta_schedule)
 
     def build_inference_scheduler(self, noise_scheduler):
         """``inference_scheduler`` (a diffusers class name) on the training schedule."""
