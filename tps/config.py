@@ -8,11 +8,12 @@ Presets:
 - ``ted-384``: the official TED-384 widths (config/ted-384.yaml), 384x384, background predictor
   and AVD network present. Its state dict has exactly the keys and shapes of the official
   TED checkpoint.
-- ``lite-256``: the CPU demo model, 256x256. Same topology, num_tps and full ResNet-18 detector
-  as ted-384, narrower: inpainting widths 16..128 (ted: 64..512; the inpainting network is 94%
+- ``lite-256``: the CPU demo model, 256x256. Same topology and num_tps as ted-384, narrower:
+  ResNet-18s of half width (32; 2.8M parameters each instead of 11.2M, so the bundled weights
+  stay small), inpainting widths 16..128 (ted: 64..512; the inpainting network is 94%
   of ted-384's FLOPs, all of it at H..H/8) and dense-motion hourglass widths 32..256 (ted:
   64..1024). Per frame at 256x256 (torch.utils.flop_counter): dense motion + inpainting
-  23.1 GFLOP vs 269.4 (0.086); with the detector 27.8 vs 274.1 (0.10).
+  23.1 GFLOP vs 269.4 (0.086); with the detector 24.3 vs 274.1 (0.089).
   tests/tps/test_config.py asserts both ratios <= 1/8. No AVD network (it needs its own
   training run).
 - ``tiny-64``: for tests only. 64x64, a 3-block hourglass (64 * 0.25 = 16 -> 8 -> 4 -> 2), widths
@@ -218,6 +219,7 @@ PRESETS: dict[str, TPSConfig] = {
     "ted-384": TPSConfig(),
     "lite-256": TPSConfig(
         image_size=(256, 256),
+        detector_width=32,
         generator=GeneratorConfig(block_expansion=16, max_features=128, num_down_blocks=3),
         dense_motion=DenseMotionConfig(block_expansion=32, max_features=256, num_blocks=5),
         avd=None,
