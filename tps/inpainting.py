@@ -149,14 +149,16 @@ class InpaintingNetwork(nn.Module):
         """Warp-loss targets: the driving frame's features times the occlusion maps, fine to coarse.
 
         ``first(driving) * occ[-1]`` at H, then each down block (on the detached, un-occluded
-        previous features) times the next coarser map. Occlusion maps are detached.
+        previous features) times the next coarser map. Targets carry no gradient (features and
+        occlusion maps are detached, as in the official code), so a warp loss on them trains only
+        the deformation.
         """
         validate_image("driver_image", driver_image, self.num_channels)
         if len(occlusion_map) != self.num_down_blocks + 1:
             raise ValueError(f"occlusion_map must hold {self.num_down_blocks + 1} maps, got {len(occlusion_map)}")
         out = self.first(driver_image)
-        maps = [out * occlusion_map[-1].detach()]
+        maps = [out.detach() * occlusion_map[-1].detach()]
         for i, block in enumerate(self.down_blocks):
             out = block(out.detach())
-            maps.append(out * occlusion_map[self.num_down_blocks - 1 - i].detach())
+            maps.append(out.detach() * occlusion_map[self.num_down_blocks - 1 - i].detach())
         return maps

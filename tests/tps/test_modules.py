@@ -226,3 +226,12 @@ def test_from_pretrained_is_strict(model: TPSMotionModel, tmp_path) -> None:
     (tmp_path / "config.json").unlink()
     with pytest.raises(FileNotFoundError, match="config.json"):
         TPSMotionModel.from_pretrained(tmp_path)
+
+
+def test_warp_loss_targets_carry_no_gradient(model: TPSMotionModel) -> None:
+    net = model.inpainting_network
+    driving = _image(1, 64, 64, 5).requires_grad_(True)
+    occlusion = [torch.rand(1, 1, 64 // 2**i, 64 // 2**i, requires_grad=True) for i in (3, 2, 1, 0)]
+    targets = net.get_encode(driving, occlusion)
+    assert len(targets) == len(occlusion)
+    assert all(not t.requires_grad for t in targets)
