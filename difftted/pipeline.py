@@ -1,0 +1,298 @@
+"""`DiffTEDPipeline`: one photo + one speech recording -> a TED-style talking video.
+
+The flow::
+
+    image + audio
+      -> (audio features [T, D], source keypoints [N, 2])      difftted.audio, the renderer's detector
+      -> keypoint diffusion with classifier-free guidance       difftted.denoiser, difftted.sampling
+      -> driving keypoints [T, N, 2] in [-1, 1], (x, y)
+      -> TPS dense motion + inpainting, frame batches           tps.render
+      -> frames, pasted back into the full photo                difftted.person
+      -> mp4 (H.264 + AAC) carrying the original audio          difftted.video
+
+In the style of a diffusers pipeline: components are attributes, ``__call__`` runs numbered steps
+(one small method each), all randomness comes from the caller's ``generator``, and the result is
+a `DiffTEDPipelineOutput`. Rendering, pasting and encoding run chunk by chunk, so a five-minute
+speech needs no more memory than a five-second one when ``output_path`` is given.
+The folder layout of `from_pretrained` / `save_pretrained` is in weights/README.md; finding,
+fetching and reading that folder is `difftted.weights`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+from difftted import video as video_io
+from difftted.audio import AudioFeatureConfig, AudioFeatureExtractor
+from difftted.keypoints import KeypointStats
+from difftted.person import CropBox, ImageInput, PasteBack, crop_to_tensor, find_crop, fit_photo, load_image
+from difftted.sampling import DEFAULT_GUIDANCE_SCALE, sample_motion
+from tps.render import Renderer
+
+logger = logging.getLogger(__name__)
+
+#: Denoising steps when pipeline.json names none (diffusers' usual DDIM default).
+DEFAULT_STEPS = 50
+
+
+@dataclass
+class DiffTEDPipelineOutput:
+    """What a pipeline call returns.
+
+    frames: ``uint8 [T, H, W, 3]`` (or a list of PIL images with ``output_type="pil"``), None when
+        frames were only written to ``output_path`` (``return_frames=False``).
+    keypoints: ``float32 [T, N, 2]`` driving keypoints in ``[-1, 1]`` (x, y) of the crop.
+    fps: frames per second of ``frames`` and of the video.
+    audio: the original speech, ``(waveform float32 [S] mono, sample_rate)``.
+    video_path: the mp4 written, or None.
+    crop_box: where the animated square sits in the (possibly downscaled) photo.
+    """
+
+    frames: np.ndarray | list[Image.Image] | None
+    keypoints: np.ndarray
+    fps: float
+    audio: tuple[np.ndarray, int]
+    video_path: Path | None
+    crop_box: CropBox
+
+
+class DiffTEDPipeline:
+    """Photo + speech -> talking video. See the module docstring for the flow.
+
+    Components: ``denoiser`` (`KeypointDenoiser`), ``scheduler`` (a diffusers scheduler),
+    ``renderer`` (`tps.TPSMotionModel`), ``audio_config`` (`AudioFeatureConfig`),
+    ``keypoint_stats`` (`KeypointStats`), ``fps`` (the rate the denoiser was trained at).
+    """
+
+    def __init__(self, denoiser: torch.nn.Module, scheduler: Any, renderer: torch.nn.Module,
+                 keypoint_stats: KeypointStats, audio_config: AudioFeatureConfig | None = None,
+                 fps: float = 25.0, num_inference_steps: int = DEFAULT_STEPS,
+                 guidance_scale: float = DEFAULT_GUIDANCE_SCALE) -> None:
+        if not isinstance(keypoint_stats, KeypointStats):
+            raise TypeError(f"keypoint_stats must be a KeypointStats, got {type(keypoint_stats).__name__}")
+        if keypoint_stats.num_keypoints != renderer.config.num_kp:
+            raise ValueError(f"keypoint_stats has {keypoint_stats.num_keypoints} keypoints, the renderer "
+                             f"detects {renderer.config.num_kp}")
+        _check_positive("fps", fps)
+        audio_config = audio_config if audio_config is not None else AudioFeatureConfig()
+        den = getattr(denoiser, "config", None)
+        if den is not None and (den.num_keypoints, den.audio_dim) != (keypoint_stats.num_keypoints,
+                                                                       audio_config.feature_dim):
+            raise ValueError(f"the denoiser takes {den.num_keypoints} keypoints and {den.audio_dim} audio features, "
+                             f"the pipeline gives {keypoint_stats.num_keypoints} and {audio_config.feature_dim}")
+        self.denoiser = denoiser.eval()
+        self.scheduler = scheduler
+        self.renderer = renderer.eval()
+        self.keypoint_stats = keypoint_stats
+        self.audio_config = audio_config
+        self.fps = float(fps)
+        self.num_inference_steps = int(num_inference_steps)
+        self.guidance_scale = float(guidance_scale)
+        self.audio_features = AudioFeatureExtractor(self.audio_config)
+        self._render = Renderer(self.renderer)
+        self._progress_bar_config: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------------------ plumbing
+    @classmethod
+    def from_pretrained(cls, location: str | Path | None = None, *, revision: str | None = None,
+                        device: str | torch.device | None = None) -> "DiffTEDPipeline":
+        """Load from a pipeline folder or a Hub repo id (None: ``$DIFFTTED_WEIGHTS``, then
+        ``weights/``). Only json and safetensors are read."""
+        from difftted.weights import load_components, resolve_weights
+
+        pipe = cls(**load_components(resolve_weights(location, revision=revision)))
+        return pipe.to(device) if device is not None else pipe
+
+    def save_pretrained(self, save_directory: str | Path) -> Path:
+        """Write the folder `from_pretrained` reads (layout: weights/README.md)."""
+        from difftted.weights import save_components
+
+        return save_components(self, Path(save_directory))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.denoiser.parameters()).device
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        """(height, width) the renderer works at."""
+        return tuple(self.renderer.config.image_size)
+
+    def to(self, device: str | torch.device) -> "DiffTEDPipeline":
+        self.denoiser.to(device)
+        self.renderer.to(device)
+        return self
+
+    def set_progress_bar_config(self, **kwargs: Any) -> None:
+        """As in diffusers: ``set_progress_bar_config(disable=True)`` silences every bar."""
+        self._progress_bar_config = dict(kwargs)
+
+    def _progress(self, progress: bool) -> bool:
+        return bool(progress) and not self._progress_bar_config.get("disable", False)
+
+    # --------------------------------------------------------------------------------- call
+    @torch.no_grad()
+    def __call__(self, image: ImageInput, audio: video_io.AudioInput | video_io.Speech, *, num_inference_steps: int | None = None,
+                 guidance_scale: float | None = None, generator: torch.Generator | None = None,
+                 fps: float | None = None, motion_scale: float = 1.0, output: Literal["full", "crop"] = "full",
+                 output_path: str | Path | None = None, return_frames: bool | None = None,
+                 output_type: Literal["np", "pil"] = "np", max_side: int | None = 1920,
+                 render_mode: str = "standard", render_batch_size: int = 8, progress: bool = True,
+                 return_dict: bool = True) -> DiffTEDPipelineOutput | tuple:
+        """Animate ``image`` with ``audio``.
+
+        Args:
+            image: path, PIL image, numpy array or tensor (see `difftted.person.load_image`).
+            audio: a path to speech (any format ffmpeg reads) or ``(waveform [S], sample_rate)``.
+            num_inference_steps / guidance_scale: diffusion steps and CFG scale (default: the
+                pipeline's, from pipeline.json).
+            generator: the only source of randomness; the same seed gives the same video.
+            fps: output frame rate (default: the model's). Motion is sampled at the model's rate
+                and resampled in time, so the gestures' timing does not depend on it.
+            motion_scale: 0 = still photo, 1 = the sampled motion, >1 exaggerated; scales the
+                motion around the photo's own keypoints.
+            output: ``"full"`` pastes the animated crop back into the photo; ``"crop"`` gives the
+                square crop alone at the renderer's resolution.
+            output_path: write an mp4 (H.264 + AAC with the original audio) there.
+            return_frames: keep the frames in memory (default: only when no ``output_path``).
+            max_side: the full photo is downscaled to this longer side for the video (None: never).
+            render_mode: the renderer's keypoint mode (``"standard"``, ``"relative"``, ``"avd"``).
+            render_batch_size: frames rendered (and encoded) per chunk.
+            progress: show progress bars (also see `set_progress_bar_config`).
+            return_dict: False gives ``(frames, keypoints, fps, audio, video_path)``.
+        """
+        steps = self.num_inference_steps if num_inference_steps is None else num_inference_steps
+        guidance = self.guidance_scale if guidance_scale is None else guidance_scale
+        fps = self.fps if fps is None else fps
+        keep = output_path is None if return_frames is None else return_frames
+        progress = self._progress(progress)
+        # 1. check inputs (cheap checks first, so a bad argument fails before any heavy work)
+        self.check_inputs(image, audio, steps, guidance, fps, motion_scale, output, output_path, keep,
+                          output_type, render_batch_size)
+        # 2. load and encode the speech
+        speech = video_io.load_speech(audio)
+        features = self.encode_audio(speech)
+        # 3. find the speaker and crop
+        photo = fit_photo(load_image(image), max_side)
+        box, source = self.crop_person(photo)
+        # 4. source keypoints (the renderer's detector; encoded once for every frame)
+        prepared = self._render.prepare(source.to(self.device))
+        # 5. sample the motion
+        keypoints = self.sample_keypoints(features, prepared.kp_source[0], steps, guidance, generator,
+                                          motion_scale, speech.num_frames(fps), progress)
+        # 6. render, 7. paste back, 8. write: chunk by chunk, so memory stays bounded
+        paste = PasteBack(photo, box, crop_only=output == "crop")
+        chunks = (paste(c) for c in self.render(prepared, keypoints, render_mode, render_batch_size, progress))
+        frames, video_path = self.write(chunks, speech, fps, output_path, keep)
+        if frames is not None and output_type == "pil":
+            frames = [Image.fromarray(f) for f in frames]
+        kp = keypoints.cpu().numpy()
+        if not return_dict:
+            return frames, kp, fps, (speech.waveform, speech.sample_rate), video_path
+        return DiffTEDPipelineOutput(frames, kp, fps, (speech.waveform, speech.sample_rate), video_path, box)
+
+    # ------------------------------------------------------------------------------- steps
+    def check_inputs(self, image: Any, audio: Any, steps: int, guidance: float, fps: float, motion_scale: float,
+                     output: str, output_path: str | Path | None, keep: bool, output_type: str,
+                     batch_size: int) -> None:
+        """Step 1: cheap argument checks (files exist, numbers in range, the output is writable);
+        raises ValueError / FileNotFoundError naming the argument and its value."""
+        for name, value in (("image", image), ("audio", audio)):
+            if isinstance(value, (str, Path)) and not Path(value).exists():
+                raise FileNotFoundError(f"{name} file {str(value)!r} does not exist")
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise ValueError(f"num_inference_steps must be a positive int, got {steps!r}")
+        if not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or guidance < 0:
+            raise ValueError(f"guidance_scale must be a finite number >= 0, got {guidance!r}")
+        _check_positive("fps", fps)
+        if not isinstance(motion_scale, (int, float)) or not math.isfinite(motion_scale) or motion_scale < 0:
+            raise ValueError(f"motion_scale must be a finite number >= 0, got {motion_scale!r}")
+        if output not in ("full", "crop"):
+            raise ValueError(f"output must be 'full' or 'crop', got {output!r}")
+        if output_type not in ("np", "pil"):
+            raise ValueError(f"output_type must be 'np' or 'pil', got {output_type!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"render_batch_size must be a positive int, got {batch_size!r}")
+        if output_path is not None:
+            video_io.check_output_path(output_path)
+        elif not keep:
+            raise ValueError("return_frames=False needs an output_path, otherwise the frames are lost")
+
+    def encode_audio(self, speech: video_io.Speech) -> torch.Tensor:
+        """Step 2: audio features at the model's frame rate, ``float32 [T_model, D]``."""
+        features = self.audio_features(speech.waveform, speech.sample_rate, self.fps,
+                                       num_frames=speech.num_frames(self.fps))
+        return torch.from_numpy(features).to(self.device)
+
+    def crop_person(self, photo: np.ndarray) -> tuple[CropBox, torch.Tensor]:
+        """Step 3: the TED-style square around the speaker, ``[1, 3, h, w]`` in ``[0, 1]``."""
+        person = find_crop(photo)
+        logger.info("speaker found by %s: crop %s", person.method, person.box)
+        return person.box, crop_to_tensor(photo, person.box, self.resolution)
+
+    def sample_keypoints(self, features: torch.Tensor, kp_source: torch.Tensor, steps: int, guidance: float,
+                         generator: torch.Generator | None, motion_scale: float, num_frames: int,
+                         progress: bool = True) -> torch.Tensor:
+        """Step 5: driving keypoints ``[num_frames, N, 2]`` in ``[-1, 1]`` at the output rate.
+
+        Sampled in normalised units at the model's rate, denormalised, scaled around the source
+        keypoints ``kp_source [N, 2]`` by ``motion_scale``, then resampled to ``num_frames``.
+        """
+        source_norm = self.keypoint_stats.normalize(kp_source.float()).reshape(-1)
+        motion = sample_motion(self.denoiser, self.scheduler, features, source_norm,
+                               num_inference_steps=steps, guidance_scale=guidance, generator=generator,
+                               progress=self._progress(progress))
+        kp = self.keypoint_stats.denormalize(motion.reshape(len(motion), -1, 2))  # [T_model, N, 2]
+        kp = kp_source + motion_scale * (kp - kp_source)
+        return resample_frames(kp, num_frames).clamp(-1.0, 1.0)
+
+    def render(self, prepared: Any, keypoints: torch.Tensor, mode: str, batch_size: int,
+               progress: bool) -> Iterator[torch.Tensor]:
+        """Step 6: frames ``[b, 3, h, w]`` in ``[0, 1]``, chunk by chunk."""
+        yield from self._render.iter_render(prepared, keypoints.to(self.device), mode=mode,
+                                            batch_size=batch_size, progress=progress)
+
+    def write(self, chunks: Iterator[np.ndarray], speech: video_io.Speech, fps: float,
+              output_path: str | Path | None, keep: bool) -> tuple[np.ndarray | None, Path | None]:
+        """Step 8: encode the chunks (``uint8 [b, H, W, 3]``) to ``output_path`` and/or keep them."""
+        kept: list[np.ndarray] = []
+        if keep:
+            chunks = _tee(chunks, kept)
+        path = None
+        if output_path is not None:
+            path = video_io.write_talking_video(output_path, chunks, fps, speech)
+        else:
+            for _ in chunks:
+                pass
+        return (np.concatenate(kept) if keep else None), path
+
+
+def resample_frames(kp: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Linear resampling in time of ``kp [T, N, 2]`` to ``[num_frames, N, 2]`` (same span)."""
+    if kp.shape[0] == num_frames:
+        return kp
+    if kp.shape[0] == 1:
+        return kp.expand(num_frames, *kp.shape[1:]).clone()
+    pos = torch.linspace(0, kp.shape[0] - 1, num_frames, device=kp.device, dtype=kp.dtype)
+    lo = pos.floor().long().clamp(max=kp.shape[0] - 2)
+    w = (pos - lo)[:, None, None]
+    return kp[lo] * (1 - w) + kp[lo + 1] * w
+
+
+def _tee(chunks: Iterator[np.ndarray], kept: list[np.ndarray]) -> Iterator[np.ndarray]:
+    for chunk in chunks:
+        kept.append(chunk)
+        yield chunk
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")

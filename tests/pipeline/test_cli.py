@@ -1,0 +1,147 @@
+"""``python -m difftted generate`` in a real subprocess: bad input gives one ``error:`` line, a
+non-zero exit and no traceback; good input gives an mp4. The processes run concurrently (each
+spends most of its time importing), so the file stays fast."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", **extra)
+    env.pop("DIFFTTED_WEIGHTS", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, astronaut_path, tone_path, tiny_pipeline_dir) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("cli")
+    (d / "notes.jpg").write_text("this is not a picture")
+    (d / "notes.wav").write_text("this is not a sound")
+    (d / "empty.wav").write_bytes(b"")
+    soundfile.write(str(d / "silent.wav"), np.zeros(16000, np.float32), 16000)
+    soundfile.write(str(d / "blip.wav"), np.full(200, 0.2, np.float32), 16000)  # 12 ms: not a frame
+    (d / "a_file").write_text("")
+    (d / "empty_weights").mkdir()
+    (d / "folder.mp4").mkdir()
+    return dict(dir=d, image=astronaut_path, audio=tone_path, weights=tiny_pipeline_dir)
+
+
+CASES = {
+    # name: (argument overrides, expected message)
+    "missing image": ({"--image": "{dir}/nope.png"}, "--image file"),
+    "not an image": ({"--image": "{dir}/notes.jpg"}, "not a readable image"),
+    "missing audio": ({"--audio": "{dir}/nope.wav"}, "--audio file"),
+    "not audio": ({"--audio": "{dir}/notes.wav"}, "not readable audio"),
+    "empty audio file": ({"--audio": "{dir}/empty.wav"}, "empty"),
+    "too short audio": ({"--audio": "{dir}/blip.wav"}, "is empty"),
+    "silent audio": ({"--audio": "{dir}/silent.wav"}, "is silent"),
+    "unwritable output": ({"--out": "{dir}/a_file/out.mp4"}, "cannot be created"),
+    "output not mp4": ({"--out": "{dir}/out.gif"}, ".mp4"),
+    "output is a folder": ({"--out": "{dir}/folder.mp4"}, "is a folder"),
+    "missing weights": ({"--weights": "{dir}/empty_weights"}, "holds no DiffTED pipeline"),
+    "no weights folder": ({"--weights": "{dir}/nowhere"}, "does not exist"),
+    "hub offline": ({"--weights": "nobody/difftted-nothing"}, "HF_HUB_OFFLINE"),
+    "bad steps": ({"--steps": "0"}, "--steps"),
+}
+
+
+def _argv(files: dict[str, Path], overrides: dict[str, str]) -> list[str]:
+    args = {"--image": str(files["image"]), "--audio": str(files["audio"]), "--out": str(files["dir"] / "ok.mp4"),
+            "--weights": str(files["weights"])}
+    args.update({k: v.format(dir=files["dir"]) for k, v in overrides.items()})
+    return [sys.executable, "-m", "difftted", "generate", *[x for kv in args.items() for x in kv], "--quiet"]
+
+
+#: Run as real processes (exit status, stderr, no traceback); every case also runs in-process below.
+SUBPROCESS_CASES = ("missing image", "not audio", "silent audio", "unwritable output", "missing weights", "bad steps")
+
+
+@pytest.fixture(scope="module")
+def runs(files, speech_path) -> dict[str, subprocess.CompletedProcess]:
+    procs = {name: subprocess.Popen(_argv(files, CASES[name][0]), env=_env(), cwd=files["dir"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in SUBPROCESS_CASES}
+    good = {"--audio": str(speech_path), "--out": str(files["dir"] / "talk.mp4"), "--seed": "3", "--steps": "2"}
+    procs["good"] = subprocess.Popen(_argv(files, good) + ["--crop"], env=_env(), cwd=files["dir"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        results[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return results
+
+
+@pytest.mark.parametrize("name", SUBPROCESS_CASES)
+def test_bad_input_one_clear_error_in_a_process(runs, name):
+    run, message = runs[name], CASES[name][1]
+    assert run.returncode != 0, run.stdout
+    assert "Traceback" not in run.stderr, run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:") or ": error:" in line]
+    assert len(errors) == 1, run.stderr
+    assert message in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_one_clear_error(files, name, capsys, monkeypatch):
+    from difftted.__main__ import main
+
+    monkeypatch.delenv("DIFFTTED_WEIGHTS", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(files["dir"] / "hub"))
+    argv = _argv(files, CASES[name][0])[3:]  # after "python -m difftted"
+    try:
+        status = main(argv)
+    except SystemExit as exit_:  # argparse's own errors
+        status = exit_.code
+    err = capsys.readouterr().err
+    assert status != 0
+    errors = [line for line in err.splitlines() if line.startswith("error:") or ": error:" in line]
+    assert len(errors) == 1 and CASES[name][1] in errors[0], err
+
+
+def test_bad_input_is_refused_before_loading_weights(runs):
+    # the image check comes before the weights: a missing photo is reported even with no weights
+    assert "loaded" not in runs["missing image"].stderr and "rendering" not in runs["missing image"].stderr
+
+
+def test_good_input_writes_the_video(runs, files):
+    from difftted.video import stream_codecs
+
+    run = runs["good"]
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    assert "wrote" in run.stdout and "seed 3" in run.stdout
+    video = files["dir"] / "talk.mp4"
+    assert stream_codecs(video) == {"video": "h264", "audio": "aac"}
+    from tps.video import video_info
+
+    assert (video_info(video).width, video_info(video).height) == (64, 64)  # --crop: the model's size
+
+
+def test_a_real_bug_keeps_its_traceback():
+    from difftted.__main__ import run_command
+
+    def buggy(argv):
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError):
+        run_command(buggy, [])
+
+
+def test_user_error_is_one_line(capsys):
+    from difftted.__main__ import run_command
+
+    def bad(argv):
+        raise ValueError("first line\n  second line")
+
+    assert run_command(bad, []) == 1
+    assert capsys.readouterr().err == "error: first line second line\n"
