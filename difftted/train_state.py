@@ -34,21 +34,16 @@ STATE_DIR = "training_state"
 def save_pipeline_parts(folder: Path, model, cfg, manifest: dict, stats) -> Path:
     """``denoiser/``, ``scheduler/`` and ``pipeline.json`` of ``model`` (its current weights)."""
     from difftted.audio import AudioFeatureConfig
-    from difftted.weights import PIPELINE_FILE, PIPELINE_FORMAT
+    from difftted.weights import write_pipeline_json
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder / "denoiser", safe_serialization=True)
     noise = cfg.build_noise_scheduler(manifest)
     cfg.build_inference_scheduler(noise).save_pretrained(folder / "scheduler")
-    meta = {
-        "format": PIPELINE_FORMAT,
-        "fps": float(manifest["fps"]),
-        "audio": AudioFeatureConfig.from_dict(manifest["audio_config"]).to_dict(),
-        "keypoint_stats": stats.to_dict(),
-        "sampling": {"num_inference_steps": cfg.num_inference_steps, "guidance_scale": cfg.guidance_scale},
-    }
-    (folder / PIPELINE_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+    write_pipeline_json(folder, fps=manifest["fps"], audio_config=AudioFeatureConfig.from_dict(manifest["audio_config"]),
+                        keypoint_stats=stats, num_inference_steps=cfg.num_inference_steps,
+                        guidance_scale=cfg.guidance_scale)
     return folder
 
 
