@@ -163,3 +163,24 @@ def trained_mocap_model(mocap_training_data):
     with _single_thread():  # session fixtures are set up before the per-test thread setting
         losses = fit_denoiser(model, scheduler, motion, audio, window=16, steps=600, batch_size=32, lr=2e-3)
     return model, scheduler, losses
+
+
+@pytest.fixture(scope="session")
+def build_mocap_dataset(mocap_keypoints, mocap_audio):
+    """A function ``(out, clips) -> out`` writing a dataset of real motion (the BEAT capture,
+    50 keypoints at 25 fps) with its speech, in the format of ``difftted.dataset``; ``clips`` are
+    ``(id, split, first frame, end frame)``."""
+    from difftted.audio import AudioFeatureConfig, AudioFeatureExtractor
+    from difftted.dataset import finalize_dataset, save_clip
+
+    def build(out: Path, clips: list[tuple[str, str, int, int]]) -> Path:
+        cfg, (wave, sr) = AudioFeatureConfig(), mocap_audio
+        end = max(c[3] for c in clips)
+        feats = AudioFeatureExtractor(cfg)(wave[: end * sr // 25], sr, 25.0, num_frames=end)
+        entries = [save_clip(out, cid, split, mocap_keypoints[a:b], feats[a:b],
+                             wave[a * sr // 25:b * sr // 25], sr, 25.0)
+                   for cid, split, a, b in clips]
+        finalize_dataset(out, entries, [], cfg, 25.0, window=16)
+        return out
+
+    return build

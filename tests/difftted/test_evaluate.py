@@ -11,28 +11,12 @@ import pytest
 from difftted import evaluate, metrics
 
 
-def _real_dataset(out: Path, keypoints: np.ndarray, audio: tuple[np.ndarray, int], clips: list[tuple[str, str, int, int]]) -> Path:
-    """A dataset of real motion (the BEAT capture, 50 keypoints at 25 fps) with its speech:
-    ``clips`` are ``(id, split, first frame, end frame)``."""
-    from difftted.audio import AudioFeatureConfig, AudioFeatureExtractor
-    from difftted.dataset import finalize_dataset, save_clip
-
-    cfg, (wave, sr) = AudioFeatureConfig(), audio
-    end = max(c[3] for c in clips)
-    feats = AudioFeatureExtractor(cfg)(wave[: end * sr // 25], sr, 25.0, num_frames=end)
-    entries = [save_clip(out, cid, split, keypoints[a:b], feats[a:b], wave[a * sr // 25:b * sr // 25], sr, 25.0)
-               for cid, split, a, b in clips]
-    finalize_dataset(out, entries, [], cfg, 25.0, window=16)
-    return out
-
-
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, mocap_keypoints, mocap_audio):
+def setup(tmp_path_factory, build_mocap_dataset):
     from difftted.motion_ae import train_motion_ae
 
     root = tmp_path_factory.mktemp("evaluate")
-    data = _real_dataset(root / "data", mocap_keypoints, mocap_audio,
-                         [("a", "test", 0, 150), ("b", "test", 150, 300), ("c", "train", 300, 700)])
+    data = build_mocap_dataset(root / "data", [("a", "test", 0, 150), ("b", "test", 150, 300), ("c", "train", 300, 700)])
     train_motion_ae(data, root / "ae", window=16, feature_dim=8, hidden_dim=16, steps=20, batch_size=16,
                     progress=False)
     rng = np.random.default_rng(0)

@@ -13,21 +13,6 @@ from difftted.keypoints import KeypointStats
 from difftted.motion_ae import MotionAutoencoder, main
 
 
-def _real_dataset(out: Path, keypoints: np.ndarray, audio: tuple[np.ndarray, int], clips: list[tuple[str, str, int, int]]) -> Path:
-    """A dataset of real motion (the BEAT capture, 50 keypoints at 25 fps) with its speech:
-    ``clips`` are ``(id, split, first frame, end frame)``."""
-    from difftted.audio import AudioFeatureConfig, AudioFeatureExtractor
-    from difftted.dataset import finalize_dataset, save_clip
-
-    cfg, (wave, sr) = AudioFeatureConfig(), audio
-    end = max(c[3] for c in clips)
-    feats = AudioFeatureExtractor(cfg)(wave[: end * sr // 25], sr, 25.0, num_frames=end)
-    entries = [save_clip(out, cid, split, keypoints[a:b], feats[a:b], wave[a * sr // 25:b * sr // 25], sr, 25.0)
-               for cid, split, a, b in clips]
-    finalize_dataset(out, entries, [], cfg, 25.0, window=16)
-    return out
-
-
 def test_encode_shapes_and_errors():
     torch.manual_seed(0)
     model = MotionAutoencoder(num_keypoints=5, window=16, hidden_dim=16, feature_dim=4, num_down=2)
@@ -56,9 +41,8 @@ def test_stats_travel_with_the_weights(tmp_path):
     torch.testing.assert_close(loaded.encode(windows), expected)
 
 
-def test_train_motion_ae_command(tmp_path, mocap_keypoints, mocap_audio):
-    data = _real_dataset(tmp_path / "data", mocap_keypoints, mocap_audio,
-                         [("a", "train", 0, 400), ("b", "test", 400, 500)])
+def test_train_motion_ae_command(tmp_path, build_mocap_dataset):
+    data = build_mocap_dataset(tmp_path / "data", [("a", "train", 0, 400), ("b", "test", 400, 500)])
     out = tmp_path / "ae"
     rc = main(["--data", str(data), "--out", str(out), "--window", "16", "--feature-dim", "8",
                "--hidden-dim", "32", "--steps", "150", "--batch-size", "16", "--lr", "3e-3", "--no-progress"])

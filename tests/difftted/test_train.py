@@ -19,26 +19,11 @@ from difftted.train_state import checkpoints
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "difftted" / "tiny.json"
 
 
-def mocap_dataset(out: Path, keypoints: np.ndarray, audio: tuple[np.ndarray, int], clips: list[tuple[str, str, int, int]]) -> Path:
-    """A dataset of real motion (the BEAT capture, 50 keypoints at 25 fps) with its speech:
-    ``clips`` are ``(id, split, first frame, end frame)``."""
-    from difftted.audio import AudioFeatureConfig, AudioFeatureExtractor
-    from difftted.dataset import finalize_dataset, save_clip
-
-    cfg, (wave, sr) = AudioFeatureConfig(), audio
-    end = max(c[3] for c in clips)
-    feats = AudioFeatureExtractor(cfg)(wave[: end * sr // 25], sr, 25.0, num_frames=end)
-    entries = [save_clip(out, cid, split, keypoints[a:b], feats[a:b], wave[a * sr // 25:b * sr // 25], sr, 25.0)
-               for cid, split, a, b in clips]
-    finalize_dataset(out, entries, [], cfg, 25.0, window=16)
-    return out
-
-
 @pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory, mocap_keypoints, mocap_audio) -> Path:
+def dataset_dir(tmp_path_factory, build_mocap_dataset) -> Path:
     """20 s of real motion: 16 s to train on, 4 s held out."""
-    return mocap_dataset(tmp_path_factory.mktemp("mocap_data"), mocap_keypoints, mocap_audio,
-                         [("scott_a", "train", 0, 400), ("scott_b", "test", 400, 500)])
+    return build_mocap_dataset(tmp_path_factory.mktemp("mocap_data"),
+                               [("scott_a", "train", 0, 400), ("scott_b", "test", 400, 500)])
 
 
 def _losses(run: Path) -> list[dict]:
