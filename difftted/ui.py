@@ -1,0 +1,367 @@
+"""The thin adapter between the Gradio app (``app.py``) and the pipeline: plain Python, no Gradio.
+
+The app's handlers call these functions with what the page hands over (a photo as a numpy array,
+speech and videos as file paths, slider values) and show what they return (mp4 paths, a
+matplotlib figure, the seed used). Every check of a visitor's input lives here and raises
+``ValueError`` with a message written for that visitor; ``app.py`` turns it into ``gr.Error``.
+Nothing here imports Gradio, so the logic is tested without a server.
+
+Views of one generation (`generate`):
+- the talking video (H.264 + AAC mp4 with the original speech), from the pipeline;
+- the same frames with the generated driving keypoints drawn over them, one colour per TPS
+  transform (`write_keypoint_video`);
+- the audio onsets against the motion beats, with the Beat Consistency score (`beat_figure`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from difftted.person import CropBox
+    from difftted.pipeline import DiffTEDPipeline
+    from difftted.video import Speech
+
+logger = logging.getLogger(__name__)
+
+#: Longest speech (and driving video) the demo takes, in seconds: keeps one request's time and
+#: memory bounded on a shared machine.
+MAX_AUDIO_SECONDS = 60.0
+#: Longer side of full-photo videos in the demo (the pipeline's own default is larger).
+APP_MAX_SIDE = 1024
+#: Seeds are drawn from and checked against ``[0, SEED_MAX]`` (what a torch generator takes and a
+#: JSON number carries exactly).
+SEED_MAX = 2**31 - 1
+#: Keypoint views are drawn and encoded this many frames at a time (bounded memory).
+_CHUNK = 16
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """The knobs the page exposes. None means "the pipeline's default" (from its weights).
+
+    num_inference_steps: diffusion steps, >= 1. guidance_scale: classifier-free guidance, >= 0.
+    seed: in ``[0, SEED_MAX]``, ignored with ``randomize_seed``. motion_scale: 0 still .. 1 as
+    sampled .. 2 exaggerated. output: ``"full"`` photo or the ``"crop"`` around the speaker.
+    """
+
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+    seed: int = 0
+    randomize_seed: bool = False
+    motion_scale: float = 1.0
+    output: Literal["full", "crop"] = "full"
+
+
+@dataclass
+class GenerationResult:
+    """What one generation shows: two mp4 paths, a figure, the seed used and the BC score."""
+
+    video: Path
+    keypoint_video: Path
+    figure: "Figure"
+    seed: int
+    beat_consistency: float | None
+
+
+# ------------------------------------------------------------------------------------- inputs
+def check_photo(image: Any) -> np.ndarray:
+    """The visitor's photo as ``uint8 [H, W, 3]``; ValueError when there is none or it is unreadable."""
+    from difftted.person import load_image
+
+    if image is None:
+        raise ValueError("No photo: upload a photo of the speaker (upper body, facing the camera).")
+    return load_image(image, name="photo")
+
+
+def check_speech(audio: str | Path | None, max_seconds: float = MAX_AUDIO_SECONDS) -> "Speech":
+    """Load the visitor's speech file: mono float32 at its own rate, the file kept for the mp4.
+
+    Raises ValueError (a message for the visitor) when there is no file, it is not audio, it is
+    longer than ``max_seconds``, or it is empty or silent.
+    """
+    from difftted.audio import load_audio
+    from difftted.video import Speech, load_speech
+
+    if audio is None or str(audio) == "":
+        raise ValueError("No speech: upload a recording or record one with the microphone.")
+    path = Path(audio)
+    if not path.is_file():
+        raise ValueError(f"The speech file {path.name!r} was not received; upload it again.")
+    _check_duration(_header_duration(path), max_seconds, "speech")  # refuse hour-long files before decoding
+    try:
+        waveform, sample_rate = load_audio(path, sample_rate=None)
+    except ValueError as err:
+        logger.info("unreadable speech %s: %s", path, err)
+        raise ValueError(f"The speech file {path.name!r} is not readable audio. "
+                         "Upload a wav, mp3, flac, ogg or m4a recording.") from err
+    _check_duration(waveform.shape[0] / sample_rate, max_seconds, "speech")
+    checked = load_speech((waveform, sample_rate), name="the speech")  # empty / silent -> ValueError
+    return Speech(checked.waveform, checked.sample_rate, path)
+
+
+def _header_duration(path: Path) -> float | None:
+    """Duration from the file header when libsndfile can read it, without decoding; else None."""
+    import soundfile
+
+    try:
+        return float(soundfile.info(str(path)).duration)
+    except (RuntimeError, OSError, ValueError):  # not a libsndfile format (or not audio): decode later
+        return None
+
+
+def _check_duration(seconds: float | None, max_seconds: float, what: str) -> None:
+    if seconds is not None and seconds > max_seconds:
+        raise ValueError(f"The {what} lasts {seconds:.1f} s; this demo takes at most {max_seconds:g} s. "
+                         f"Trim it and try again.")
+
+
+def resolve_seed(seed: float | int | None, randomize: bool) -> int:
+    """The seed to use: a fresh one from ``secrets`` when ``randomize``, else ``seed`` checked."""
+    if randomize:
+        return secrets.randbelow(SEED_MAX + 1)
+    if seed is None or isinstance(seed, bool) or not isinstance(seed, (int, float)):
+        raise ValueError(f"Seed must be a whole number in [0, {SEED_MAX}], got {seed!r}.")
+    if not math.isfinite(seed) or seed != int(seed) or not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"Seed must be a whole number in [0, {SEED_MAX}], got {seed!r}.")
+    return int(seed)
+
+
+def _optional_steps(steps: float | int | None) -> int | None:
+    """Slider values arrive as floats; the pipeline checks the range."""
+    if steps is None:
+        return None
+    if isinstance(steps, float) and steps.is_integer():
+        return int(steps)
+    return steps  # type: ignore[return-value] - a non-integer is reported by the pipeline
+
+
+# --------------------------------------------------------------------------------- generation
+def generate(pipeline: "DiffTEDPipeline", image: Any, audio: str | Path | None, settings: GenerationSettings,
+             workdir: str | Path, *, max_audio_seconds: float = MAX_AUDIO_SECONDS,
+             progress: bool = True) -> GenerationResult:
+    """Photo + speech -> the three views of one generation, written under ``workdir``.
+
+    Inputs are checked (cheap checks first) before the pipeline runs; the pipeline's own
+    progress bars (tqdm) run when ``progress``.
+    """
+    import torch
+
+    photo = check_photo(image)
+    seed = resolve_seed(settings.seed, settings.randomize_seed)
+    speech = check_speech(audio, max_audio_seconds)
+    workdir = Path(workdir)
+    device = pipeline.device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    result = pipeline(photo, speech, num_inference_steps=_optional_steps(settings.num_inference_steps),
+                      guidance_scale=settings.guidance_scale, generator=generator,
+                      motion_scale=settings.motion_scale, output=settings.output,
+                      output_path=workdir / "difftted.mp4", return_frames=False, max_side=APP_MAX_SIDE,
+                      progress=progress)
+    box = result.crop_box if settings.output == "full" else None
+    keypoint_video = write_keypoint_video(result.video_path, result.keypoints, workdir / "keypoints.mp4",
+                                          result.fps, box=box, audio=speech.source)
+    figure, score = beat_figure(speech.waveform, speech.sample_rate, result.keypoints, result.fps)
+    logger.info("generated %d frames, seed %d, beat consistency %s", len(result.keypoints), seed, score)
+    return GenerationResult(Path(result.video_path), keypoint_video, figure, seed, score)
+
+
+# ------------------------------------------------------------------------------ driving video
+def check_driving_video(video: str | Path | None, max_seconds: float = MAX_AUDIO_SECONDS) -> Path:
+    """The visitor's driving video, checked readable (with frames) and at most ``max_seconds`` long."""
+    from tps.video import video_info
+
+    if video is None or str(video) == "":
+        raise ValueError("No driving video: upload a video of a person talking or moving.")
+    path = Path(video)
+    try:
+        info = video_info(path)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        logger.info("unreadable driving video %s: %s", path, err)
+        raise ValueError(f"The driving video {path.name!r} is not a readable video. "
+                         "Upload an mp4, webm or mov file.") from err
+    _check_duration(info.duration, max_seconds, "driving video")
+    return path
+
+
+def animate(pipeline: "DiffTEDPipeline", image: Any, video: str | Path | None, workdir: str | Path, *,
+            mode: str = "relative", max_seconds: float = MAX_AUDIO_SECONDS, progress: bool = True) -> Path:
+    """Photo + driving video -> mp4 of the photo moving as the video does (the renderer alone).
+
+    The photo is cropped around the speaker as for speech (`DiffTEDPipeline.crop_person`), then
+    `tps.animate.animate` drives the pipeline's renderer with the keypoints of every driving
+    frame (``mode``: ``"relative"`` or ``"standard"``). The video keeps the driving audio.
+    """
+    from tps.animate import animate as animate_photo
+
+    if mode not in ("relative", "standard"):
+        raise ValueError(f"Keypoint mode must be 'relative' or 'standard', got {mode!r}.")
+    photo = check_photo(image)
+    path = check_driving_video(video, max_seconds)
+    _, source = pipeline.crop_person(photo)
+    return animate_photo(source, path, pipeline.renderer, Path(workdir) / "animated.mp4", mode=mode,
+                         progress=progress)
+
+
+# ------------------------------------------------------------------------------ keypoint view
+def keypoints_to_pixels(keypoints: np.ndarray, frame_size: tuple[int, int],
+                        box: "CropBox | None" = None) -> np.ndarray:
+    """``keypoints [..., N, 2]`` in ``[-1, 1]`` (x, y) of the crop -> pixel (col, row) in a frame.
+
+    ``frame_size`` = (height, width) of the frame; ``box`` is where the crop sits in a full-photo
+    frame (None: the frame is the crop). align_corners semantics: -1 and 1 are the centres of the
+    first and last pixels.
+    """
+    keypoints = np.asarray(keypoints, dtype=np.float32)
+    if keypoints.ndim < 2 or keypoints.shape[-1] != 2:
+        raise ValueError(f"keypoints must be [..., N, 2], got shape {keypoints.shape}")
+    if box is None:
+        h, w = frame_size
+        scale = np.array([(w - 1) / 2, (h - 1) / 2], dtype=np.float32)
+        return (keypoints + 1.0) * scale
+    offset = np.array([box.x0, box.y0], dtype=np.float32)
+    return offset + (keypoints + 1.0) * (box.size - 1) / 2
+
+
+def _palette(num_groups: int) -> np.ndarray:
+    """``uint8 [num_groups, 3]``: one distinct colour per TPS transform (matplotlib's tab10/tab20)."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if num_groups <= 10 else "tab20"]
+    colours = [cmap(i % cmap.N)[:3] for i in range(num_groups)]
+    return (np.asarray(colours) * 255).round().astype(np.uint8)
+
+
+def draw_keypoints(frames: np.ndarray, points: np.ndarray, radius: int | None = None,
+                   points_per_group: int = 5) -> np.ndarray:
+    """Dots over ``frames uint8 [T, H, W, 3]`` at ``points [T, N, 2]`` pixel (col, row).
+
+    Keypoint ``i`` gets the colour of its TPS transform ``i // points_per_group`` (5 points per
+    transform), with a dark rim so it shows on light and dark clothes. Returns a new array.
+    """
+    from PIL import Image, ImageDraw
+
+    frames = np.asarray(frames)
+    points = np.asarray(points, dtype=np.float32)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
+    if points.ndim != 3 or points.shape[0] != frames.shape[0] or points.shape[-1] != 2:
+        raise ValueError(f"points must be [T, N, 2] with T = {frames.shape[0]}, got shape {points.shape}")
+    if radius is None:
+        radius = max(2, round(min(frames.shape[1:3]) / 120))
+    colours = _palette(math.ceil(points.shape[1] / points_per_group))
+    out = np.empty_like(frames)
+    for t, (frame, frame_points) in enumerate(zip(frames, points)):
+        canvas = Image.fromarray(frame)
+        pen = ImageDraw.Draw(canvas)
+        for i, (x, y) in enumerate(frame_points):
+            colour = tuple(int(c) for c in colours[i // points_per_group])
+            pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour, outline=(20, 20, 20))
+        out[t] = np.asarray(canvas)
+    return out
+
+
+def write_keypoint_video(video: str | Path, keypoints: np.ndarray, out_path: str | Path, fps: float, *,
+                         box: "CropBox | None" = None, audio: Any = None) -> Path:
+    """Re-read ``video`` chunk by chunk, draw ``keypoints [T, N, 2]`` over it, write ``out_path``.
+
+    ``box``: where the animated crop sits in the frames (full-photo videos), None when the frames
+    are the crop. ``audio``: what `tps.video.write_video` takes (the speech), or None.
+    """
+    from tps.video import iter_frames, write_video
+
+    keypoints = np.asarray(keypoints, dtype=np.float32)
+
+    def chunks() -> Iterator[np.ndarray]:
+        frames = iter_frames(video, max_frames=len(keypoints))
+        for start, batch in enumerate(_batched(frames, _CHUNK)):
+            index = start * _CHUNK
+            stack = np.stack(batch)
+            pixels = keypoints_to_pixels(keypoints[index : index + len(stack)], stack.shape[1:3], box)
+            yield draw_keypoints(stack, pixels)
+
+    return write_video(out_path, chunks(), fps, audio=audio)
+
+
+def _batched(items: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    batch: list[np.ndarray] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# ---------------------------------------------------------------------------------- beat plot
+def beat_figure(waveform: np.ndarray, sample_rate: int, keypoints: np.ndarray,
+                fps: float) -> tuple["Figure", float | None]:
+    """The audio onsets against the motion beats of one video, and its Beat Consistency.
+
+    Top: the speech's envelope with its onsets (librosa). Bottom: the mean keypoint speed with
+    its motion beats (local minima, `difftted.metrics.motion_beats`). Both on one time axis, so a
+    visitor sees whether the gestures land on the speech. ``waveform [S]`` mono, ``keypoints
+    [T, N, 2]`` at ``fps``. Returns ``(figure, bc)``, ``bc`` None where it is undefined (no onset
+    or no motion beat, or fewer than 3 frames).
+    """
+    from matplotlib.figure import Figure
+
+    from difftted import metrics
+
+    waveform = np.asarray(waveform, dtype=np.float32)
+    keypoints = np.asarray(keypoints)  # as given: metrics works in float64 either way
+    duration = len(keypoints) / fps
+    onsets = metrics.audio_beats(waveform, sample_rate)
+    onsets = onsets[onsets < duration]
+    if len(keypoints) >= 3:
+        speed = metrics.keypoint_speed(keypoints, fps)
+        beats = metrics.motion_beats(keypoints, fps)
+        score = metrics.beat_consistency_from_times(onsets, beats)
+    else:
+        speed, beats, score = np.zeros(len(keypoints)), np.zeros(0), float("nan")
+    bc = None if math.isnan(score) else score
+
+    figure = Figure(figsize=(7.0, 3.6), layout="constrained")
+    top, bottom = figure.subplots(2, 1, sharex=True)
+    times, envelope = _envelope(waveform, sample_rate, duration)
+    top.fill_between(times, -envelope, envelope, color="0.6", linewidth=0)
+    top.vlines(onsets, -1.0, 1.0, color="tab:orange", linewidth=1.2, label=f"audio onsets ({len(onsets)})")
+    top.set_ylim(-1.05, 1.05)
+    top.set_yticks([])
+    top.set_ylabel("speech")
+    top.legend(loc="upper right", fontsize="small", framealpha=0.8)
+    frame_times = np.arange(len(speed)) / fps
+    bottom.plot(frame_times, speed, color="tab:blue", linewidth=1.2)
+    if len(beats):
+        bottom.plot(beats, np.interp(beats, frame_times, speed), "v", color="tab:red",
+                    label=f"motion beats ({len(beats)})")
+        bottom.legend(loc="upper right", fontsize="small", framealpha=0.8)
+    for onset in onsets:
+        bottom.axvline(onset, color="tab:orange", linewidth=0.8, alpha=0.4)
+    bottom.set_ylabel("keypoint speed\n(units/s)")
+    bottom.set_xlabel("time (s)")
+    bottom.set_xlim(0.0, max(duration, 1e-3))
+    shown = "undefined (no onset or no motion beat)" if bc is None else f"{bc:.3f}"
+    top.set_title(f"Beat consistency {shown}  (sigma = {metrics.BC_SIGMA:g} s)", fontsize="medium")
+    return figure, bc
+
+
+def _envelope(waveform: np.ndarray, sample_rate: int, duration: float,
+              points: int = 600) -> tuple[np.ndarray, np.ndarray]:
+    """Peak envelope of the first ``duration`` s on ``points`` bins, scaled to a peak of 1."""
+    clip = np.abs(waveform[: max(1, int(round(duration * sample_rate)))])
+    bins = max(1, min(points, len(clip)))
+    edges = np.linspace(0, len(clip), bins + 1).astype(int)
+    peaks = np.maximum.reduceat(clip, edges[:-1])
+    peaks = peaks / max(float(peaks.max()), 1e-9)
+    return (edges[:-1] + edges[1:]) / 2 / sample_rate, peaks
