@@ -1,0 +1,385 @@
+"""Rendering driving keypoints into frames: prepare a source once, render frames in batches.
+
+The official demo (demo.py) calls the dense motion and inpainting networks once per frame,
+redoing for every frame the work that depends on the source alone. `Renderer` splits that work
+off: `Renderer.prepare` computes the source keypoints, the inpainting encoder features, the
+anti-aliased source at the motion resolution and the source keypoints' Gaussians once;
+`Renderer.iter_render` then renders driving keypoints chunk by chunk under
+``torch.inference_mode``, with the up-sampling convolutions in their sub-pixel form
+(`tps.fast`, 2.25x fewer FLOPs). The flow (dense-motion hourglass) is computed one frame per call
+with the official up-convolutions, because it is the one quantity whose rounding shows in the
+output; the rest runs ``compute_batch`` frames per call. The frames equal the official
+frame-by-frame path (`official_render`) up to float rounding (tests/tps/test_render.py checks
+<= 1e-5 in every mode; about 5e-7 measured on ted widths).
+
+Keypoint modes (as the official demo's ``--mode``):
+- ``"standard"``: the driving keypoints as they are;
+- ``"relative"``: ``kp_source + (kp_driving - kp_initial) * sqrt(area(hull(kp_source)) /
+  area(hull(kp_initial)))``, the driving motion since ``kp_initial`` (default: the first
+  driving frame) scaled to the source's size (`relative_keypoints`);
+- ``"avd"``: the AVD network re-targets the driving pose onto the source identity (only for
+  models that have an AVD network).
+
+Output-changing speed options (off by default; benchmarks/tps_cpu.py reports their error):
+``bfloat16`` (autocast of the inpainting network) and ``channels_last`` (NHWC activations).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tps.fast import subpixel_upsampling
+from tps.model import TPSMotionModel
+
+__all__ = ["MODES", "PreparedSource", "Renderer", "relative_keypoints", "official_render"]
+
+logger = logging.getLogger(__name__)
+
+MODES = ("standard", "relative", "avd")
+# On a CPU one network call takes as many frames as keep its full-resolution feature map under
+# this size (measured, benchmarks/tps_cpu.py: ted widths run fastest one frame per call, lite-256
+# at 256x256 two; bigger batches spill the cache and run slower than frame by frame).
+CPU_CALL_BYTES = 16 * 2**20
+# Keypoints live in [-1, 1]; relative motion may leave it a little. Values past this bound mean
+# the caller passed pixel coordinates or garbage, which the TPS fit would silently accept.
+KEYPOINT_LIMIT = 4.0
+
+
+@dataclass(frozen=True)
+class PreparedSource:
+    """Everything about a source image that driving frames do not change (batch 1, no grad).
+
+    Attributes:
+        source: ``[1, 3, H, W]`` in [0, 1].
+        kp_source: ``[1, K*5, 2]`` (x, y) in [-1, 1].
+        encoder_maps: the inpainting encoder's features, fine to coarse
+            (``[1, be, H, W]``, ``[1, 2be, H/2, W/2]``, ...).
+        source_down: ``[1, 3, h, w]``: the anti-aliased source at the motion resolution.
+        source_gaussians: ``[1, K*5, h, w]``: the source keypoints' Gaussians.
+    """
+
+    source: torch.Tensor
+    kp_source: torch.Tensor
+    encoder_maps: list[torch.Tensor]
+    source_down: torch.Tensor
+    source_gaussians: torch.Tensor
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) of the source and of every rendered frame."""
+        return int(self.source.shape[-2]), int(self.source.shape[-1])
+
+
+def _hull_area(points: torch.Tensor, name: str) -> float:
+    from scipy.spatial import ConvexHull, QhullError
+
+    try:
+        area = ConvexHull(points.detach().cpu().double().numpy()).volume  # a 2-D hull's volume is its area
+    except QhullError as err:
+        raise ValueError(f"{name}: its keypoints span no area (collinear or repeated points)") from err
+    if not area > 0:
+        raise ValueError(f"{name}: its keypoints' convex hull has zero area")
+    return float(area)
+
+
+def relative_keypoints(
+    kp_source: torch.Tensor, kp_driving: torch.Tensor, kp_initial: torch.Tensor
+) -> torch.Tensor:
+    """The official demo's relative motion transfer.
+
+    ``kp_source + (kp_driving - kp_initial) * sqrt(area(hull(kp_source))) /
+    sqrt(area(hull(kp_initial)))``, hull areas by scipy's ``ConvexHull`` over all K*5 points.
+
+    Args:
+        kp_source: ``[1, N, 2]``; kp_driving: ``[T, N, 2]``; kp_initial: ``[1, N, 2]``.
+
+    Returns:
+        ``[T, N, 2]``.
+    """
+    scale = np.sqrt(_hull_area(kp_source[0], "kp_source")) / np.sqrt(_hull_area(kp_initial[0], "kp_driving_initial"))
+    return (kp_driving - kp_initial) * float(scale) + kp_source
+
+
+def _as_keypoints(name: str, value: torch.Tensor | np.ndarray, num_kp: int, frames: bool) -> torch.Tensor:
+    """``[T, N, 2]`` (``frames``) or ``[1, N, 2]`` float32 tensor, checked."""
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(value).__name__}")
+    if not frames and value.dim() == 2:
+        value = value[None]
+    expected = f"[T, {num_kp}, 2]" if frames else f"[{num_kp}, 2] or [1, {num_kp}, 2]"
+    if value.dim() != 3 or tuple(value.shape[1:]) != (num_kp, 2) or (not frames and value.shape[0] != 1):
+        raise ValueError(f"{name} must be {expected}, got shape {tuple(value.shape)}")
+    if value.shape[0] == 0:
+        raise ValueError(f"{name} holds no frame (shape {tuple(value.shape)})")
+    if not (value.is_floating_point() or value.dtype in (torch.int32, torch.int64)):
+        raise TypeError(f"{name} must hold real numbers, got dtype {value.dtype}")
+    value = value.detach().float()
+    if not torch.isfinite(value).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+    peak = float(value.abs().max())
+    if peak > KEYPOINT_LIMIT:
+        raise ValueError(
+            f"{name} must be normalised (x, y) coordinates in [-1, 1], got a value of magnitude {peak:.4g}"
+        )
+    return value
+
+
+class Renderer:
+    """Animate prepared sources with driving keypoints, in batches.
+
+    Args:
+        model: a `TPSMotionModel` (put in eval mode here; its weights are not changed).
+        fast: sub-pixel up-convolutions (equal output up to float rounding; default on).
+        compute_batch: frames per network call. None (default): the whole chunk
+            (``batch_size``) on a GPU; on a CPU as many as keep the full-resolution feature
+            map under `CPU_CALL_BYTES` (one frame for ted widths), since bigger batches spill
+            the cache and measured slower (benchmarks/tps_cpu.py). Chunks are still yielded
+            ``batch_size`` frames at a time.
+        bfloat16: run the inpainting network under bfloat16 autocast (the dense motion stays
+            float32); faster on CPUs with AVX512-BF16/AMX but changes the output (see the
+            benchmark's options table); off by default.
+        channels_last: NHWC activations (changes the output by float rounding only, but
+            oneDNN picks other kernels; off by default, measured by benchmarks/tps_cpu.py).
+    """
+
+    def __init__(
+        self,
+        model: TPSMotionModel,
+        *,
+        fast: bool = True,
+        compute_batch: int | None = None,
+        bfloat16: bool = False,
+        channels_last: bool = False,
+    ) -> None:
+        if not isinstance(model, TPSMotionModel):
+            raise TypeError(f"model must be a tps.TPSMotionModel, got {type(model).__name__}")
+        if compute_batch is not None and (
+            isinstance(compute_batch, bool) or not isinstance(compute_batch, int) or compute_batch < 1
+        ):
+            raise ValueError(f"compute_batch must be None or an int >= 1, got {compute_batch!r}")
+        self.compute_batch = compute_batch
+        self.model = model.eval()
+        self.fast = bool(fast)
+        self.bfloat16 = bool(bfloat16)
+        self.channels_last = bool(channels_last)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    @contextlib.contextmanager
+    def _context(self, motion: bool = False) -> Iterator[None]:
+        """Inference mode, sub-pixel up-convolutions, and bfloat16 autocast unless ``motion``.
+
+        bfloat16 stays out of keypoints and motion: a flow rounded to 8 bits of mantissa
+        misplaces pixels (max error ~0.5 measured); the inpainting tolerates it far better.
+        """
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.inference_mode())
+            stack.enter_context(subpixel_upsampling(self.model, self.fast))
+            if self.bfloat16 and not motion:
+                stack.enter_context(torch.autocast(self.device.type, dtype=torch.bfloat16))
+            yield
+
+    def prepare(self, source: torch.Tensor, kp_source: torch.Tensor | None = None) -> PreparedSource:
+        """Compute everything that depends on the source alone.
+
+        Args:
+            source: ``[1, 3, H, W]`` float in [0, 1], H and W multiples of the model's
+                ``config.size_multiple``.
+            kp_source: optional ``[1, K*5, 2]`` keypoints; detected from ``source`` when None.
+        """
+        self.model.check_image("source", source)
+        if source.shape[0] != 1:
+            raise ValueError(f"source must hold one image [1, 3, H, W], got shape {tuple(source.shape)}")
+        dmn = self.model.dense_motion_network
+        source = source.detach().float().to(self.device)
+        with self._context(motion=True):
+            if kp_source is None:
+                kp_source = self.model.detect(source).float()
+            kp_source = _as_keypoints("kp_source", kp_source, self.model.config.num_kp, frames=False).to(self.device)
+            source_down = dmn.downsample_source(source)
+            h, w = source_down.shape[-2:]
+            source_gaussians = dmn.kp_gaussians(kp_source, h, w)
+        with self._context():
+            encoder_maps = [self._layout(m) for m in self.model.inpainting_network.encode(self._layout(source))]
+        return PreparedSource(source, kp_source, encoder_maps, source_down, source_gaussians)
+
+    def driving_keypoints(
+        self,
+        prepared: PreparedSource,
+        kp_driving: torch.Tensor | np.ndarray,
+        mode: str = "standard",
+        kp_driving_initial: torch.Tensor | np.ndarray | None = None,
+    ) -> torch.Tensor:
+        """``[T, K*5, 2]`` keypoints the networks are driven with in ``mode`` (see module doc)."""
+        if not isinstance(prepared, PreparedSource):
+            raise TypeError(f"prepared must be a PreparedSource from Renderer.prepare, got {type(prepared).__name__}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        num_kp = self.model.config.num_kp
+        kp_driving = _as_keypoints("kp_driving", kp_driving, num_kp, frames=True).to(self.device)
+        if kp_driving_initial is not None and mode != "relative":
+            raise ValueError(f"kp_driving_initial is only used by mode='relative', got mode={mode!r}")
+        if mode == "standard":
+            return kp_driving
+        if mode == "relative":
+            initial = kp_driving[:1] if kp_driving_initial is None else _as_keypoints(
+                "kp_driving_initial", kp_driving_initial, num_kp, frames=False
+            ).to(self.device)
+            return relative_keypoints(prepared.kp_source, kp_driving, initial)
+        if self.model.avd_network is None:
+            raise ValueError("mode='avd' needs an AVD network, and this model has none (config.avd is None)")
+        with self._context(motion=True):
+            # One frame per call, as the official demo: the networks after it amplify the last-bit
+            # differences of a batched GEMM (~1e-8) to ~1e-5, and the MLP costs nothing.
+            return torch.cat([self.model.avd_network(prepared.kp_source, kp[None]) for kp in kp_driving]).float()
+
+    def iter_render(
+        self,
+        prepared: PreparedSource,
+        kp_driving: torch.Tensor | np.ndarray,
+        mode: str = "standard",
+        kp_driving_initial: torch.Tensor | np.ndarray | None = None,
+        batch_size: int = 8,
+        progress: bool = True,
+    ) -> Iterator[torch.Tensor]:
+        """Render ``kp_driving [T, K*5, 2]`` chunk by chunk: yields ``[<=batch_size, 3, H, W]`` in [0, 1].
+
+        ``batch_size`` frames make a chunk (the unit of memory and of the caller's pipeline);
+        the networks take ``compute_batch`` of them per call (see `Renderer`).
+
+        The mode's keypoints are computed for the whole clip before the first chunk (relative
+        mode scales every frame by the same hull ratio), so chunking never changes a frame.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        keypoints = self.driving_keypoints(prepared, kp_driving, mode, kp_driving_initial)
+        return self._render_chunks(prepared, keypoints, batch_size, progress)
+
+    def _dense_motion(self, prepared: PreparedSource, kp_driving: torch.Tensor) -> dict:
+        """`DenseMotionNetwork.predict`'s steps for a batch, with the flow computed frame by frame.
+
+        The flow is the sensitive part: one float32 ulp in the hourglass output moves the warp
+        by ~1e-7 and output pixels at image edges by ~1e-5. A batched GEMM or a sub-pixel
+        up-convolution rounds differently from the official batch-1 path, so the hourglass and
+        the contribution-map convolution (~3% of the FLOPs at 384) run per frame with the
+        official up-convolutions. Everything else is bitwise equal when batched (checked in
+        tests/tps/test_render.py) or only feeds the occlusion masks, which tolerate rounding.
+        """
+        dmn = self.model.dense_motion_network
+        h, w = prepared.source_down.shape[-2:]
+        heatmap = dmn.heatmaps(kp_driving, prepared.kp_source, h, w, prepared.source_gaussians)
+        transformations = dmn.transformations(kp_driving, prepared.kp_source, h, w)
+        deformed = dmn.deform_source(prepared.source_down, transformations)
+        b, n, c = deformed.shape[:3]
+        hourglass_input = torch.cat([heatmap, deformed.reshape(b, n * c, h, w)], dim=1)
+        outs, logits = [], []
+        with subpixel_upsampling(dmn.hourglass, False):
+            for frame in hourglass_input.split(1):
+                frame_outs = dmn.hourglass(frame)
+                outs.append(frame_outs[-2:])
+                logits.append(dmn.maps(frame_outs[-1]))
+        finest = self._layout(torch.cat([o[1] for o in outs]))
+        contribution_maps = torch.softmax(torch.cat(logits), dim=1)
+        deformation = (transformations * contribution_maps.unsqueeze(-1)).sum(dim=1)
+        occlusion_map = [
+            torch.sigmoid(dmn.occlusion[0](self._layout(torch.cat([o[0] for o in outs])))),
+            torch.sigmoid(dmn.occlusion[1](finest)),
+        ]
+        features = finest
+        for i, up in enumerate(dmn.up):
+            features = up(features)
+            occlusion_map.append(torch.sigmoid(dmn.occlusion[i + 2](features)))
+        return {"contribution_maps": contribution_maps, "deformation": deformation, "occlusion_map": occlusion_map}
+
+    def _compute_batch(self, prepared: PreparedSource, batch_size: int) -> int:
+        if self.compute_batch is not None:
+            return self.compute_batch
+        if self.device.type != "cpu":
+            return batch_size
+        # The widest full-resolution map (the first encoder level, warped per frame) dominates
+        # the working set; past the cache, batching only adds memory traffic.
+        frame_bytes = prepared.encoder_maps[0][0].numel() * 4
+        return max(1, min(batch_size, CPU_CALL_BYTES // frame_bytes))
+
+    def _render_chunks(
+        self, prepared: PreparedSource, keypoints: torch.Tensor, batch_size: int, progress: bool
+    ) -> Iterator[torch.Tensor]:
+        inpainting = self.model.inpainting_network
+        source = self._layout(prepared.source)
+        step = self._compute_batch(prepared, batch_size)
+        with tqdm(total=len(keypoints), desc="rendering", unit="frame", disable=not progress) as bar:
+            for start in range(0, len(keypoints), batch_size):
+                parts = []
+                for kp in keypoints[start : start + batch_size].split(step):
+                    with self._context(motion=True):
+                        motion = self._dense_motion(prepared, kp)
+                    with self._context():
+                        frames = inpainting.decode(source, prepared.encoder_maps, motion)["prediction"]
+                        parts.append(frames.float().contiguous())
+                    bar.update(len(kp))
+                yield torch.cat(parts)
+
+    def render(
+        self,
+        prepared: PreparedSource,
+        kp_driving: torch.Tensor | np.ndarray,
+        mode: str = "standard",
+        kp_driving_initial: torch.Tensor | np.ndarray | None = None,
+        batch_size: int = 8,
+        progress: bool = True,
+    ) -> torch.Tensor:
+        """All frames at once: ``[T, 3, H, W]`` in [0, 1] (see `iter_render` for bounded memory)."""
+        chunks = list(self.iter_render(prepared, kp_driving, mode, kp_driving_initial, batch_size, progress))
+        return torch.cat(chunks)
+
+
+def official_render(
+    model: TPSMotionModel,
+    source: torch.Tensor,
+    kp_driving: torch.Tensor,
+    mode: str = "standard",
+    kp_driving_initial: torch.Tensor | None = None,
+    kp_source: torch.Tensor | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """The official demo's frame-by-frame path (demo.py ``make_animation``), the reference.
+
+    Per frame: normalise the keypoints for ``mode``, then ``dense_motion_network(source,
+    kp_norm, kp_source, bg_param=None)`` and ``inpainting_network(source, dense_motion)`` under
+    ``torch.no_grad``, recomputing everything source-dependent every frame. ``[T, 3, H, W]``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    model.eval()
+    frames = []
+    with torch.no_grad():
+        if kp_source is None:
+            kp_source = model.detect(source)
+        kp_initial = kp_driving[:1] if kp_driving_initial is None else kp_driving_initial.view(1, -1, 2)
+        for t in tqdm(range(len(kp_driving)), desc="official", unit="frame", disable=not progress):
+            kp_d = kp_driving[t : t + 1]
+            if mode == "relative":
+                kp_norm = relative_keypoints(kp_source, kp_d, kp_initial)
+            elif mode == "avd":
+                if model.avd_network is None:
+                    raise ValueError("mode='avd' needs an AVD network, and this model has none (config.avd is None)")
+                kp_norm = model.avd_network(kp_source, kp_d)
+            else:
+                kp_norm = kp_d
+            dense_motion = model.dense_motion_network(source, kp_norm, kp_source, bg_param=None, dropout_flag=False)
+            frames.append(model.inpainting_network(source, dense_motion)["prediction"])
+    return torch.cat(frames)
