@@ -38,8 +38,12 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True, scope="session")
 def _torch_threads() -> None:
+    """One intra-op thread for the whole suite. The tests run tiny models, which gain nothing
+    from threads, and on a shared 2-core machine two OpenMP threads spin-wait for each other:
+    tiny training steps and renders measured 7-20x slower with two. Benchmarks, not tests,
+    measure speed (benchmarks/)."""
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a hard requirement
         return
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(1)

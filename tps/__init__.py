@@ -1,7 +1,8 @@
 """tps: the Thin-Plate-Spline Motion Model (Zhao & Zhang, CVPR 2022), plain torch.
 
 Networks with the official numerics and checkpoint keys, a config with presets, official
-checkpoint loading and conversion to safetensors + config.json.
+checkpoint loading and conversion to safetensors + config.json, and a renderer that prepares a
+source once and renders batches of driving keypoints.
 """
 
 from tps.avd import AVDNetwork
@@ -20,6 +21,7 @@ from tps.dense_motion import DenseMotionNetwork
 from tps.inpainting import InpaintingNetwork
 from tps.keypoint_detector import BGMotionPredictor, KPDetector
 from tps.model import TPSMotionModel, flops_per_frame
+from tps.render import PreparedSource, Renderer
 from tps.resnet import resnet18
 from tps.transform import TPS, make_coordinate_grid
 
@@ -37,6 +39,8 @@ __all__ = [
     "InpaintingNetwork",
     "KPDetector",
     "PRESETS",
+    "PreparedSource",
+    "Renderer",
     "ResBlock2d",
     "SameBlock2d",
     "TPS",

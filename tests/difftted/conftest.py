@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 BVH_NAME = "mocap/2_scott_0_1_1.bvh"
-
-
-@contextlib.contextmanager
-def _single_thread():
-    """These tests run tiny models: on a shared 2-core machine two intra-op threads wait on each
-    other (a training step measured 20x slower than with one), so use one, then restore."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread(_torch_threads):
-    with _single_thread():
-        yield
 
 
 @pytest.fixture(scope="session")
@@ -160,8 +139,7 @@ def trained_mocap_model(mocap_training_data):
     model = _tiny_denoiser(seed=0, audio_dim=audio.shape[1], hidden_dim=64, num_layers=3, max_frames=16,
                            prediction_type="sample")  # x0: a small model learns it fastest
     scheduler = make_scheduler("sample")
-    with _single_thread():  # session fixtures are set up before the per-test thread setting
-        losses = fit_denoiser(model, scheduler, motion, audio, window=16, steps=600, batch_size=32, lr=2e-3)
+    losses = fit_denoiser(model, scheduler, motion, audio, window=16, steps=600, batch_size=32, lr=2e-3)
     return model, scheduler, losses
 
 

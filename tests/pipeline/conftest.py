@@ -15,13 +15,6 @@ TINY_FPS = 25.0
 TINY_STEPS = 2
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _one_torch_thread(_torch_threads) -> None:
-    # Tiny models gain nothing from threads, and on a shared, oversubscribed CPU two OpenMP
-    # threads spin-wait for each other: rendering measured 7-10x slower than with one.
-    torch.set_num_threads(1)
-
-
 def build_tiny_pipeline(seed: int = 0):
     """A complete pipeline of tiny, seeded, untrained components (milliseconds per frame)."""
     from diffusers import DDIMScheduler

@@ -15,15 +15,6 @@ from tps.model import TPSMotionModel
 from tps.video import read_video, video_info, write_video
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models are latency-bound: on a busy shared machine two threads wait on each other.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)

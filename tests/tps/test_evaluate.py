@@ -26,16 +26,6 @@ from tps.evaluate import (
 from tps.model import TPSMotionModel
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions gain nothing from two threads, and on a busy machine two OpenMP threads
-    spin-wait for each other (see tests/tps/test_train.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _smooth(seed: int, b: int = 2, c: int = 3, size: int = 40) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return F.avg_pool2d(torch.rand(b, c, size + 4, size + 4, generator=g), 5, stride=1)

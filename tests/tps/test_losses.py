@@ -22,16 +22,6 @@ from tps.model import TPSMotionModel
 from tps.vgg import IMAGENET_MEAN, IMAGENET_STD, RandomFeatures, VGG19Features, load_vgg19
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions gain nothing from two threads, and on a busy machine two OpenMP threads
-    spin-wait for each other (see tests/tps/test_train.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _images(b: int = 2, size: int = 64, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return F.avg_pool2d(torch.rand(b, 3, size + 3, size + 3, generator=g), 4, stride=1)

@@ -31,15 +31,6 @@ def sway(kp_source: torch.Tensor, frames: int, seed: int = 0) -> torch.Tensor:
     return (kp_source + 0.06 * torch.sin(6.283 * t + phase) + 0.02).clamp(-1, 1)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models are latency-bound: on a busy shared machine two threads wait on each other.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def model() -> TPSMotionModel:
     torch.manual_seed(0)

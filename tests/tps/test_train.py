@@ -20,19 +20,12 @@ TINY = REPO / "configs" / "tps" / "tiny-64.json"
 
 @pytest.fixture(autouse=True)
 def _fresh_accelerate_state():
-    """Each in-process run builds its own Accelerator; accelerate keeps a process-wide singleton.
-
-    One thread: these tiny convolutions gain nothing from two, and on a busy machine two OpenMP
-    threads spin-wait for each other (measured: 3.5 s of CPU per step instead of 0.3 s).
-    """
+    """Each in-process run builds its own Accelerator; accelerate keeps a process-wide singleton."""
     from accelerate.state import AcceleratorState
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     AcceleratorState._reset_state(reset_partial_state=True)
     yield
     AcceleratorState._reset_state(reset_partial_state=True)
-    torch.set_num_threads(threads)
 
 
 def _clip(shared_data: Path) -> str:
