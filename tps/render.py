@@ -43,10 +43,6 @@ __all__ = ["MODES", "PreparedSource", "Renderer", "relative_keypoints", "officia
 logger = logging.getLogger(__name__)
 
 MODES = ("standard", "relative", "avd")
-# On a CPU one network call takes as many frames as keep its full-resolution feature map under
-# this size (measured, benchmarks/tps_cpu.py: ted widths run fastest one frame per call, lite-256
-# at 256x256 two; bigger batches spill the cache and run slower than frame by frame).
-CPU_CALL_BYTES = 16 * 2**20
 # Keypoints live in [-1, 1]; relative motion may leave it a little. Values past this bound mean
 # the caller passed pixel coordinates or garbage, which the TPS fit would silently accept.
 KEYPOINT_LIMIT = 4.0
@@ -139,11 +135,11 @@ class Renderer:
     Args:
         model: a `TPSMotionModel` (put in eval mode here; its weights are not changed).
         fast: sub-pixel up-convolutions (equal output up to float rounding; default on).
-        compute_batch: frames per network call. None (default): the whole chunk
-            (``batch_size``) on a GPU; on a CPU as many as keep the full-resolution feature
-            map under `CPU_CALL_BYTES` (one frame for ted widths), since bigger batches spill
-            the cache and measured slower (benchmarks/tps_cpu.py). Chunks are still yielded
-            ``batch_size`` frames at a time.
+        compute_batch: frames per network call; None (default): the whole chunk
+            (``batch_size``). With 2 threads batching measured faster (fewer thread
+            synchronisations); single-threaded, 1 was faster (one frame's activations stay in
+            cache). benchmarks/tps_cpu.py prints both. Chunks are yielded ``batch_size``
+            frames at a time either way.
         bfloat16: run the inpainting network under bfloat16 autocast (the dense motion stays
             float32); faster on CPUs with AVX512-BF16/AMX but changes the output (see the
             benchmark's options table); off by default.
@@ -305,22 +301,12 @@ class Renderer:
             occlusion_map.append(torch.sigmoid(dmn.occlusion[i + 2](features)))
         return {"contribution_maps": contribution_maps, "deformation": deformation, "occlusion_map": occlusion_map}
 
-    def _compute_batch(self, prepared: PreparedSource, batch_size: int) -> int:
-        if self.compute_batch is not None:
-            return self.compute_batch
-        if self.device.type != "cpu":
-            return batch_size
-        # The widest full-resolution map (the first encoder level, warped per frame) dominates
-        # the working set; past the cache, batching only adds memory traffic.
-        frame_bytes = prepared.encoder_maps[0][0].numel() * 4
-        return max(1, min(batch_size, CPU_CALL_BYTES // frame_bytes))
-
     def _render_chunks(
         self, prepared: PreparedSource, keypoints: torch.Tensor, batch_size: int, progress: bool
     ) -> Iterator[torch.Tensor]:
         inpainting = self.model.inpainting_network
         source = self._layout(prepared.source)
-        step = self._compute_batch(prepared, batch_size)
+        step = self.compute_batch or batch_size
         with tqdm(total=len(keypoints), desc="rendering", unit="frame", disable=not progress) as bar:
             for start in range(0, len(keypoints), batch_size):
                 parts = []
