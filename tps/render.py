@@ -135,11 +135,12 @@ class Renderer:
     Args:
         model: a `TPSMotionModel` (put in eval mode here; its weights are not changed).
         fast: sub-pixel up-convolutions (equal output up to float rounding; default on).
-        compute_batch: frames per network call; None (default): the whole chunk
-            (``batch_size``). With 2 threads batching measured faster (fewer thread
-            synchronisations); single-threaded, 1 was faster (one frame's activations stay in
-            cache). benchmarks/tps_cpu.py prints both. Chunks are yielded ``batch_size``
-            frames at a time either way.
+        compute_batch: frames per network call; None (default): one frame on a CPU, the whole
+            chunk (``batch_size``) elsewhere. On a quiet 2-core CPU one frame per call measured
+            fastest (ted-384 widths at 256: 924 ms/frame against 1318 ms in batches of 4; one
+            frame's activations stay in cache), while GPUs want batches.
+            benchmarks/tps_cpu.py prints both. Chunks are yielded ``batch_size`` frames at a
+            time either way.
         bfloat16: run the inpainting network under bfloat16 autocast (the dense motion stays
             float32); faster on CPUs with AVX512-BF16/AMX but changes the output (see the
             benchmark's options table); off by default.
@@ -306,7 +307,7 @@ class Renderer:
     ) -> Iterator[torch.Tensor]:
         inpainting = self.model.inpainting_network
         source = self._layout(prepared.source)
-        step = self.compute_batch or batch_size
+        step = self.compute_batch or (1 if source.device.type == "cpu" else batch_size)
         with tqdm(total=len(keypoints), desc="rendering", unit="frame", disable=not progress) as bar:
             for start in range(0, len(keypoints), batch_size):
                 parts = []
