@@ -13,7 +13,9 @@ extra tokens (their own projection and positions), so a window continues the one
 missing or dropped context slots hold a learned null token. The output at the frame tokens is the
 prediction named by ``prediction_type`` (diffusers' names: ``"epsilon"``, ``"sample"`` = x0,
 ``"v_prediction"``); the model computes the same thing for each, the type tells the training loss
-and the scheduler what the numbers mean.
+and the scheduler what the numbers mean. ``motion_target`` says what the samples are
+(`difftted.keypoints.MOTION_TARGETS`): absolute keypoints, or offsets from the source photo's;
+`difftted.keypoints.MotionCoding` converts.
 
 Defaults follow DiffTED's denoiser (width 256, 8 blocks, 8 heads, MLP ratio 4, about 6.5M
 parameters here too).
@@ -28,6 +30,8 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from torch import nn
+
+from difftted.keypoints import MOTION_TARGETS
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +68,7 @@ class KeypointDenoiser(ModelMixin, ConfigMixin):
         max_frames: int = 64,
         context_frames: int = 4,
         prediction_type: str = "epsilon",
+        motion_target: str = "absolute",
     ) -> None:
         super().__init__()
         for name, value in (("num_keypoints", num_keypoints), ("audio_dim", audio_dim), ("hidden_dim", hidden_dim),
@@ -76,6 +81,8 @@ class KeypointDenoiser(ModelMixin, ConfigMixin):
             raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads ({num_heads})")
         if prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
+        if motion_target not in MOTION_TARGETS:
+            raise ValueError(f"motion_target must be one of {MOTION_TARGETS}, got {motion_target!r}")
         kp_dim = num_keypoints * 2
         self.kp_dim = kp_dim
 

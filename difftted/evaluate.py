@@ -21,7 +21,9 @@ files in the formats above. The ground-truth row measures the same clips that so
 Columns (difftted.metrics): BC (higher is better), Diversity (of motion-autoencoder features of
 non-overlapping windows), FGD (Frechet distance of those features to the ground truth's), L1 to
 the ground truth (keypoint units, generated resampled to the ground truth's fps), jitter (mean
-acceleration, keypoint units / s^2). Without ``--motion-ae`` Diversity and FGD are left out.
+acceleration, keypoint units / s^2), spread (mean distance of a keypoint from its mean position:
+how far the motion ranges; jitter is only good beside a spread near the ground truth's, since
+a still clip has none). Without ``--motion-ae`` Diversity and FGD are left out.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ logger = logging.getLogger(__name__)
 KEYPOINT_SUFFIXES = (".npz", ".npy")
 #: Rate speech is decoded at for Beat Consistency (librosa onsets); any rate would do.
 AUDIO_RATE = 16000
-COLUMNS = (("bc", "BC ↑"), ("diversity", "Diversity"), ("fgd", "FGD ↓"), ("l1", "L1 ↓"), ("jitter", "Jitter ↓"))
+COLUMNS = (("bc", "BC ↑"), ("diversity", "Diversity"), ("fgd", "FGD ↓"), ("l1", "L1 ↓"), ("jitter", "Jitter ↓"),
+           ("spread", "Spread"))
 
 
 @dataclass
@@ -174,6 +177,7 @@ def evaluate_row(clips: list[Clip], truth: list[Clip | None], motion_ae=None,
     row: dict[str, float] = {"clips": len(clips), **{key: math.nan for key, _ in COLUMNS}}
     row["bc"] = float(np.nanmean([_bc(c) for c in clips])) if any(c.waveform is not None for c in clips) else math.nan
     row["jitter"] = float(np.mean([metrics.jitter(c.keypoints, c.fps) for c in clips]))
+    row["spread"] = float(np.mean([metrics.motion_spread(c.keypoints) for c in clips]))
     pairs = [(c, t) for c, t in zip(clips, truth) if t is not None and t is not c]
     if pairs:
         l1 = []

@@ -110,6 +110,33 @@ class KeypointStats:
         return cls(mean=mean, std=np.maximum(np.sqrt(var), min_std))
 
     @classmethod
+    def offsets_from_sequences(cls, sequences: Sequence[np.ndarray], min_std: float = MIN_STD) -> "KeypointStats":
+        """Statistics of the offset ``kp[t] - kp[s]`` between two frames of one sequence.
+
+        Mean 0; std ``sqrt(2)`` times the pooled within-sequence std of each coordinate (the
+        offset between two independent frames of a sequence), over ``sequences`` (each
+        ``[T_i, N, 2]``). Unlike `from_sequences` it leaves out how sequences differ from
+        each other (identity, framing): only motion.
+        """
+        if len(sequences) == 0:
+            raise ValueError("sequences must hold at least one [T, N, 2] array, got none")
+        total, s2 = 0, None
+        for i, seq in enumerate(sequences):
+            arr = np.asarray(seq, dtype=np.float64)
+            if arr.ndim != 3 or arr.shape[2] != 2 or arr.shape[0] == 0:
+                raise ValueError(f"sequences[{i}] must have shape [T>0, N, 2], got {arr.shape}")
+            if s2 is None:
+                s2 = np.zeros(arr.shape[1:])
+            elif arr.shape[1:] != s2.shape:
+                raise ValueError(f"sequences[{i}] has {arr.shape[1]} keypoints, sequences[0] has {s2.shape[0]}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"sequences[{i}] holds NaN or inf")
+            s2 += np.square(arr - arr.mean(axis=0)).sum(axis=0)
+            total += arr.shape[0]
+        std = np.sqrt(2.0 * s2 / total)
+        return cls(mean=np.zeros_like(std), std=np.maximum(std, min_std))
+
+    @classmethod
     def from_diffted_npy(cls, mean_path: str | Path, std_path: str | Path) -> "KeypointStats":
         """The official DiffTED statistics (``diffted_kp_mean.npy`` / ``diffted_kp_std.npy``, ``[50, 2]``)."""
         mean = np.load(Path(mean_path), allow_pickle=False)
@@ -155,3 +182,57 @@ class KeypointStats:
         except json.JSONDecodeError as err:
             raise ValueError(f"keypoint stats file {str(path)!r} is not valid json: {err}") from err
         return cls.from_dict(data)
+
+
+#: How the denoiser writes motion (``KeypointDenoiser.config.motion_target``):
+#: ``"absolute"`` -- the keypoints themselves, normalised by the dataset's `KeypointStats`
+#: (DiffTED's choice); ``"source_offset"`` -- the offset of every frame's keypoints from the
+#: source photo's, normalised by `KeypointStats.offsets_from_sequences`. With offsets, motion
+#: is anchored to the photo by construction: a zero sample is the still photo, and a model that
+#: has seen few identities cannot pull a new photo towards the layout of the training speakers.
+MOTION_TARGETS = ("absolute", "source_offset")
+
+
+@dataclass(frozen=True, eq=False)
+class MotionCoding:
+    """The one place where keypoints become the denoiser's samples and back.
+
+    ``stats`` normalises absolute keypoints (the source photo's, always); ``offset_stats``,
+    when given, selects ``"source_offset"`` motion. Keypoints are ``[..., N, 2]`` or flat
+    ``[..., N*2]``; ``source`` has the same layout without the leading frame axes (it
+    broadcasts), e.g. ``keypoints [T, N, 2]`` with ``source [N, 2]``.
+    """
+
+    stats: KeypointStats
+    offset_stats: KeypointStats | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.stats, KeypointStats):
+            raise TypeError(f"stats must be a KeypointStats, got {type(self.stats).__name__}")
+        if self.offset_stats is not None:
+            if not isinstance(self.offset_stats, KeypointStats):
+                raise TypeError(f"offset_stats must be a KeypointStats or None, got {type(self.offset_stats).__name__}")
+            if self.offset_stats.num_keypoints != self.stats.num_keypoints:
+                raise ValueError(f"offset_stats has {self.offset_stats.num_keypoints} keypoints, "
+                                 f"stats has {self.stats.num_keypoints}")
+
+    @property
+    def target(self) -> str:
+        """``"absolute"`` or ``"source_offset"`` (see `MOTION_TARGETS`)."""
+        return "absolute" if self.offset_stats is None else "source_offset"
+
+    def encode_source(self, source: ArrayOrTensor) -> ArrayOrTensor:
+        """The source keypoints as the denoiser's condition (normalised absolute keypoints)."""
+        return self.stats.normalize(source)
+
+    def encode(self, keypoints: ArrayOrTensor, source: ArrayOrTensor) -> ArrayOrTensor:
+        """Keypoints ``[..., N, 2]`` -> the denoiser's sample space (same shape)."""
+        if self.offset_stats is None:
+            return self.stats.normalize(keypoints)
+        return self.offset_stats.normalize(keypoints - source)
+
+    def decode(self, motion: ArrayOrTensor, source: ArrayOrTensor) -> ArrayOrTensor:
+        """Inverse of :meth:`encode`: samples ``[..., N, 2]`` -> keypoints (same shape)."""
+        if self.offset_stats is None:
+            return self.stats.denormalize(motion)
+        return source + self.offset_stats.denormalize(motion)

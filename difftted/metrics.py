@@ -160,3 +160,13 @@ def jitter(keypoints: np.ndarray, fps: float) -> float:
     fps = _check_fps(fps)
     acceleration = (kp[2:] - 2 * kp[1:-1] + kp[:-2]) * fps ** 2
     return float(np.linalg.norm(acceleration, axis=-1).mean())
+
+
+def motion_spread(keypoints: np.ndarray) -> float:
+    """Mean distance of each keypoint from its own mean position over the clip (keypoint units).
+
+    How far the motion ranges: 0 for a still photo. Read it beside `jitter`: low jitter with a
+    low spread is frozen motion, not smooth motion.
+    """
+    kp = _as_keypoints(keypoints)
+    return float(np.linalg.norm(kp - kp.mean(axis=0, keepdims=True), axis=-1).mean())

@@ -32,7 +32,7 @@ from PIL import Image
 
 from difftted import video as video_io
 from difftted.audio import AudioFeatureConfig, AudioFeatureExtractor
-from difftted.keypoints import KeypointStats
+from difftted.keypoints import KeypointStats, MotionCoding
 from difftted.person import CropBox, ImageInput, PasteBack, crop_to_tensor, find_crop, fit_photo, load_image
 from difftted.sampling import DEFAULT_GUIDANCE_SCALE, sample_motion
 from tps.render import Renderer
@@ -69,13 +69,15 @@ class DiffTEDPipeline:
 
     Components: ``denoiser`` (`KeypointDenoiser`), ``scheduler`` (a diffusers scheduler),
     ``renderer`` (`tps.TPSMotionModel`), ``audio_config`` (`AudioFeatureConfig`),
-    ``keypoint_stats`` (`KeypointStats`), ``fps`` (the rate the denoiser was trained at).
+    ``keypoint_stats`` (`KeypointStats`), ``fps`` (the rate the denoiser was trained at), and
+    ``offset_stats`` (`KeypointStats`) for a denoiser that samples offsets from the photo's
+    keypoints (``motion_target="source_offset"``, see `difftted.keypoints.MotionCoding`).
     """
 
     def __init__(self, denoiser: torch.nn.Module, scheduler: Any, renderer: torch.nn.Module,
                  keypoint_stats: KeypointStats, audio_config: AudioFeatureConfig | None = None,
                  fps: float = 25.0, num_inference_steps: int = DEFAULT_STEPS,
-                 guidance_scale: float = DEFAULT_GUIDANCE_SCALE) -> None:
+                 guidance_scale: float = DEFAULT_GUIDANCE_SCALE, offset_stats: KeypointStats | None = None) -> None:
         if not isinstance(keypoint_stats, KeypointStats):
             raise TypeError(f"keypoint_stats must be a KeypointStats, got {type(keypoint_stats).__name__}")
         if keypoint_stats.num_keypoints != renderer.config.num_kp:
@@ -91,7 +93,13 @@ class DiffTEDPipeline:
         self.denoiser = denoiser.eval()
         self.scheduler = scheduler
         self.renderer = renderer.eval()
+        target = getattr(den, "motion_target", "absolute")
+        if target == "source_offset" and offset_stats is None:
+            raise ValueError("the denoiser samples offsets from the source keypoints (motion_target "
+                             "'source_offset'); pass their offset_stats (pipeline.json 'offset_stats')")
         self.keypoint_stats = keypoint_stats
+        self.offset_stats = offset_stats if target == "source_offset" else None
+        self.motion_coding = MotionCoding(keypoint_stats, self.offset_stats)
         self.audio_config = audio_config
         self.fps = float(fps)
         self.num_inference_steps = int(num_inference_steps)
@@ -246,11 +254,11 @@ class DiffTEDPipeline:
         Sampled in normalised units at the model's rate, denormalised, scaled around the source
         keypoints ``kp_source [N, 2]`` by ``motion_scale``, then resampled to ``num_frames``.
         """
-        source_norm = self.keypoint_stats.normalize(kp_source.float()).reshape(-1)
+        source_norm = self.motion_coding.encode_source(kp_source.float()).reshape(-1)
         motion = sample_motion(self.denoiser, self.scheduler, features, source_norm,
                                num_inference_steps=steps, guidance_scale=guidance, generator=generator,
                                progress=self._progress(progress))
-        kp = self.keypoint_stats.denormalize(motion.reshape(len(motion), -1, 2))  # [T_model, N, 2]
+        kp = self.motion_coding.decode(motion.reshape(len(motion), -1, 2), kp_source)  # [T_model, N, 2]
         kp = kp_source + motion_scale * (kp - kp_source)
         return resample_frames(kp, num_frames).clamp(-1.0, 1.0)
 

@@ -15,7 +15,9 @@ DATASET_DIR comes from ``python -m difftted build-dataset``; the config is a jso
 `TrainConfig` fields (``denoiser`` holds `KeypointDenoiser` arguments; ``num_keypoints`` and
 ``audio_dim`` default to the dataset's). One optimisation step:
 
-* a window of normalised keypoints ``x0 [B, T, N*2]`` is noised to a random DDPM step ``t``;
+* a window of motion ``x0 [B, T, N*2]`` (normalised keypoints, or their offsets from the source
+  frame's when the denoiser's ``motion_target`` is ``"source_offset"``; `difftted.data`) is
+  noised to a random DDPM step ``t``;
 * the denoiser predicts ``config.prediction_type`` from ``x_t``, the audio features, the source
   keypoints and the context frames; the audio (``drop_audio``) and the context
   (``drop_context``) are replaced by their learned null embeddings at random, which trains the
@@ -46,9 +48,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from difftted.keypoints import MotionCoding
 from difftted.train_config import TrainConfig
 from difftted.train_state import (latest_checkpoint, load_training_state, prune_checkpoints,
                                   save_checkpoint)
@@ -72,10 +76,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def diffusion_losses(model, batch: dict[str, torch.Tensor], scheduler, cfg: TrainConfig,
-                     stats_mean: torch.Tensor, stats_std: torch.Tensor) -> dict[str, torch.Tensor]:
+                     coding: MotionCoding) -> dict[str, torch.Tensor]:
     """The weighted loss terms of one batch (see the module docstring); ``"loss"`` is their sum.
 
-    ``stats_mean``/``stats_std`` ``[N*2]`` denormalise keypoints for the pairwise-distance term.
+    ``coding`` decodes samples to keypoints (with ``batch["source_raw"] [B, N*2]``) for the
+    pairwise-distance term.
     """
     x0 = batch["keypoints"]
     b = x0.shape[0]
@@ -102,8 +107,10 @@ def diffusion_losses(model, batch: dict[str, torch.Tensor], scheduler, cfg: Trai
     if cfg.loss_velocity:
         terms["velocity"] = torch.nn.functional.mse_loss(x0_hat.diff(dim=1), x0.diff(dim=1))
     if cfg.loss_pairwise:
+        source = batch["source_raw"][:, None]  # [B, 1, N*2]
+
         def dist(x: torch.Tensor) -> torch.Tensor:
-            kp = (x * stats_std + stats_mean).reshape(b * x.shape[1], -1, 2)
+            kp = coding.decode(x, source).reshape(b * x.shape[1], -1, 2)
             return torch.cdist(kp, kp)
         terms["pairwise"] = torch.nn.functional.mse_loss(dist(x0_hat), dist(x0))
     weights = {"diffusion": cfg.loss_diffusion, "x0": cfg.loss_x0, "velocity": cfg.loss_velocity,
@@ -118,18 +125,18 @@ class Validator:
 
     The clip is the dataset's first ``test`` clip (else its first ``train`` clip), cut to
     ``validation_seconds``; the photo is its first frame. Metrics: Beat Consistency against the
-    clip's audio, jitter, and L1 to the ground truth (keypoint units), next to the ground truth's
-    own BC and jitter.
+    clip's audio, jitter, spread (`difftted.metrics.motion_spread`) and L1 to the ground truth
+    (keypoint units), next to the ground truth's own BC, jitter and spread.
     """
 
-    def __init__(self, dataset_dir: Path, manifest: dict, stats, cfg: TrainConfig) -> None:
+    def __init__(self, dataset_dir: Path, manifest: dict, coding: MotionCoding, cfg: TrainConfig) -> None:
         from difftted.data import load_clip
 
         entries = [e for e in manifest["clips"] if e["split"] == "test"] or manifest["clips"]
         clip = load_clip(dataset_dir, entries[0])
         self.fps = float(manifest["fps"])
         n = min(int(clip["keypoints"].shape[0]), max(2, int(round(cfg.validation_seconds * self.fps))))
-        self.clip_id, self.cfg, self.stats, self.manifest = entries[0]["id"], cfg, stats, manifest
+        self.clip_id, self.cfg, self.coding, self.manifest = entries[0]["id"], cfg, coding, manifest
         self.truth = clip["keypoints"][:n]  # [n, N, 2]
         self.audio = torch.from_numpy(clip["audio_features"][:n]).float()  # [n, D]
         sr = int(clip["sample_rate"])
@@ -140,7 +147,7 @@ class Validator:
         from difftted import metrics
 
         return {"bc": metrics.beat_consistency(keypoints, self.waveform, self.sample_rate, self.fps),
-                "jitter": metrics.jitter(keypoints, self.fps)}
+                "jitter": metrics.jitter(keypoints, self.fps), "spread": metrics.motion_spread(keypoints)}
 
     @torch.no_grad()
     def __call__(self, model) -> dict[str, float]:
@@ -150,7 +157,7 @@ class Validator:
         was_training = model.training
         model.eval()
         scheduler = self.cfg.build_inference_scheduler(self.cfg.build_noise_scheduler(self.manifest))
-        source = torch.from_numpy(self.stats.normalize(self.truth[0]).reshape(-1)).float()
+        source = torch.from_numpy(self.coding.encode_source(self.truth[0]).reshape(-1)).float()
         generator = torch.Generator(device="cpu").manual_seed(self.cfg.seed)
         try:
             motion = sample_motion(model, scheduler, self.audio, source, window=self.cfg.window,
@@ -158,7 +165,8 @@ class Validator:
                                    guidance_scale=self.cfg.guidance_scale, generator=generator, progress=False)
         finally:
             model.train(was_training)
-        generated = self.stats.denormalize(motion.reshape(self.truth.shape[0], -1, 2).float().cpu().numpy())
+        generated = self.coding.decode(motion.reshape(self.truth.shape[0], -1, 2).float().cpu().numpy(),
+                                       self.truth[0].astype(np.float32))
         out = self._measure(generated)
         out["l1"] = metrics.l1_distance(generated, self.truth)
         out.update({f"gt_{k}": v for k, v in self.reference.items()})
@@ -182,7 +190,7 @@ class Run:
     accelerator: object
     cfg: TrainConfig
     manifest: dict
-    stats: object
+    coding: MotionCoding
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     loader: object
@@ -207,7 +215,8 @@ def setup(args: argparse.Namespace, accelerator) -> Run:
         cfg = cfg.replace(max_steps=args.max_steps)
     model, noise_scheduler = cfg.build_denoiser(manifest), cfg.build_noise_scheduler(manifest)
     dataset = KeypointWindowDataset(args.data, "train", window=cfg.window,
-                                    context_frames=model.config.context_frames, stride=cfg.stride)
+                                    context_frames=model.config.context_frames, stride=cfg.stride,
+                                    motion_target=model.config.motion_target)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, betas=tuple(cfg.adam_betas),
                                   weight_decay=cfg.weight_decay)
     resume_from = latest_checkpoint(args.out) if args.resume else None
@@ -232,19 +241,19 @@ def setup(args: argparse.Namespace, accelerator) -> Run:
     if accelerator.is_main_process:
         args.out.mkdir(parents=True, exist_ok=True)
         cfg.save(args.out / "train_config.json")
-        validator = Validator(args.data, manifest, dataset.stats, cfg)
-    return Run(accelerator, cfg, manifest, dataset.stats, model, optimizer, loader, noise_scheduler, ema,
+        validator = Validator(args.data, manifest, dataset.coding, cfg)
+    return Run(accelerator, cfg, manifest, dataset.coding, model, optimizer, loader, noise_scheduler, ema,
                step, args.out, validator)
 
 
-def train_step(run: Run, batch: dict[str, torch.Tensor], mean: torch.Tensor, std: torch.Tensor) -> dict:
+def train_step(run: Run, batch: dict[str, torch.Tensor]) -> dict:
     """One optimisation step (warm-up learning rate, loss, backward, clipping, update)."""
     acc, cfg = run.accelerator, run.cfg
     with acc.accumulate(run.model):
         run.model.train()
         for group in run.optimizer.param_groups:
             group["lr"] = cfg.learning_rate * min(1.0, (run.step + 1) / max(cfg.lr_warmup_steps, 1))
-        losses = diffusion_losses(run.model, batch, run.noise_scheduler, cfg, mean, std)
+        losses = diffusion_losses(run.model, batch, run.noise_scheduler, cfg, run.coding)
         acc.backward(losses["loss"])
         if acc.sync_gradients and cfg.grad_clip:
             acc.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
@@ -263,7 +272,7 @@ def validate_and_save(run: Run, validate: bool, checkpoint: bool) -> None:
             logger.info("step %d validation: %s", run.step, ", ".join(f"{k} {v}" for k, v in metrics.items()))
             _append_jsonl(log_file, {"step": run.step, "validation": metrics})
         if checkpoint:
-            save_checkpoint(run.run_dir / f"checkpoint-{run.step}", unwrapped, run.cfg, run.manifest, run.stats,
+            save_checkpoint(run.run_dir / f"checkpoint-{run.step}", unwrapped, run.cfg, run.manifest, run.coding,
                             raw_parameters=raw_parameters, optimizer=run.optimizer, ema=run.ema, step=run.step)
             prune_checkpoints(run.run_dir, run.cfg.checkpoints_total_limit)
 
@@ -281,13 +290,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     cfg = run.cfg
-    mean = torch.as_tensor(run.stats.mean.reshape(-1), device=acc.device)
-    std = torch.as_tensor(run.stats.std.reshape(-1), device=acc.device)
     bar = tqdm(total=cfg.max_steps, initial=run.step, desc="train",
                disable=args.no_progress or not acc.is_local_main_process)
     batches, t_start = _infinite(run.loader), time.time()
     while run.step < cfg.max_steps:
-        losses = train_step(run, next(batches), mean, std)
+        losses = train_step(run, next(batches))
         if not acc.sync_gradients:
             continue
         run.ema.step(acc.unwrap_model(run.model).parameters())
@@ -336,7 +343,7 @@ def _export_final(run: Run, renderer: Path | None) -> None:
 
     run_dir, model = run.run_dir, run.accelerator.unwrap_model(run.model)
     with ema_weights(model, run.ema):
-        save_pipeline_parts(run_dir / "final", model, run.cfg, run.manifest, run.stats)
+        save_pipeline_parts(run_dir / "final", model, run.cfg, run.manifest, run.coding)
     if renderer is not None:
         from tps.model import TPSMotionModel
 

@@ -31,8 +31,9 @@ _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 STATE_DIR = "training_state"
 
 
-def save_pipeline_parts(folder: Path, model, cfg, manifest: dict, stats) -> Path:
-    """``denoiser/``, ``scheduler/`` and ``pipeline.json`` of ``model`` (its current weights)."""
+def save_pipeline_parts(folder: Path, model, cfg, manifest: dict, coding) -> Path:
+    """``denoiser/``, ``scheduler/`` and ``pipeline.json`` of ``model`` (its current weights);
+    ``coding`` is the run's `difftted.keypoints.MotionCoding` (its statistics go to pipeline.json)."""
     from difftted.audio import AudioFeatureConfig
     from difftted.weights import write_pipeline_json
 
@@ -42,12 +43,13 @@ def save_pipeline_parts(folder: Path, model, cfg, manifest: dict, stats) -> Path
     noise = cfg.build_noise_scheduler(manifest)
     cfg.build_inference_scheduler(noise).save_pretrained(folder / "scheduler")
     write_pipeline_json(folder, fps=manifest["fps"], audio_config=AudioFeatureConfig.from_dict(manifest["audio_config"]),
-                        keypoint_stats=stats, num_inference_steps=cfg.num_inference_steps,
+                        keypoint_stats=coding.stats, offset_stats=coding.offset_stats,
+                        num_inference_steps=cfg.num_inference_steps,
                         guidance_scale=cfg.guidance_scale)
     return folder
 
 
-def save_checkpoint(folder: Path, model, cfg, manifest: dict, stats, *, raw_parameters: list[torch.Tensor],
+def save_checkpoint(folder: Path, model, cfg, manifest: dict, coding, *, raw_parameters: list[torch.Tensor],
                     optimizer, ema, step: int) -> Path:
     """Write ``checkpoint-<step>``; ``model`` holds the EMA weights, ``raw_parameters`` the trained ones.
 
@@ -58,7 +60,7 @@ def save_checkpoint(folder: Path, model, cfg, manifest: dict, stats, *, raw_para
     tmp = folder.with_name(folder.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    save_pipeline_parts(tmp, model, cfg, manifest, stats)
+    save_pipeline_parts(tmp, model, cfg, manifest, coding)
     state_dir = tmp / STATE_DIR
     state_dir.mkdir()
     names = [name for name, _ in model.named_parameters()]

@@ -158,10 +158,11 @@ def load_components(folder: Path) -> dict:
 
     check_pipeline_folder(folder, origin=f"weights folder {str(folder)!r}")
     meta = _read_json(folder / PIPELINE_FILE)
-    unknown = sorted(set(meta) - {"format", "fps", "audio", "keypoint_stats", "sampling"})
+    unknown = sorted(set(meta) - {"format", "fps", "audio", "keypoint_stats", "offset_stats", "sampling"})
     if unknown or meta.get("format") != PIPELINE_FORMAT:
         raise ValueError(f"{folder / PIPELINE_FILE}: expected format {PIPELINE_FORMAT!r} with keys format, fps, "
-                         f"audio, keypoint_stats, sampling; got format {meta.get('format')!r}, unknown keys {unknown}")
+                         f"audio, keypoint_stats, [offset_stats], sampling; got format {meta.get('format')!r}, "
+                         f"unknown keys {unknown}")
     scheduler_config = _read_json(folder / "scheduler" / "scheduler_config.json")
     scheduler_cls = getattr(diffusers, str(scheduler_config.get("_class_name")), None)
     if not (isinstance(scheduler_cls, type) and issubclass(scheduler_cls, SchedulerMixin)):
@@ -173,6 +174,7 @@ def load_components(folder: Path) -> dict:
         scheduler=scheduler_cls.from_config(scheduler_config),
         renderer=TPSMotionModel.from_pretrained(folder / "renderer"),
         keypoint_stats=KeypointStats.from_dict(meta["keypoint_stats"]),
+        offset_stats=KeypointStats.from_dict(meta["offset_stats"]) if "offset_stats" in meta else None,
         audio_config=AudioFeatureConfig.from_dict(meta["audio"]),
         fps=meta["fps"],
         **{k: sampling[k] for k in ("num_inference_steps", "guidance_scale") if k in sampling},
@@ -186,19 +188,25 @@ def save_components(pipe, folder: Path) -> Path:
     pipe.scheduler.save_pretrained(folder / "scheduler")
     pipe.renderer.save_pretrained(folder / "renderer")
     write_pipeline_json(folder, fps=pipe.fps, audio_config=pipe.audio_config, keypoint_stats=pipe.keypoint_stats,
+                        offset_stats=pipe.offset_stats,
                         num_inference_steps=pipe.num_inference_steps, guidance_scale=pipe.guidance_scale)
     logger.info("saved the pipeline to %s", folder)
     return folder
 
 
 def write_pipeline_json(folder: Path, *, fps: float, audio_config, keypoint_stats, num_inference_steps: int,
-                        guidance_scale: float) -> Path:
-    """``folder/pipeline.json``: what a pipeline needs beside its networks (see weights/README.md)."""
+                        guidance_scale: float, offset_stats=None) -> Path:
+    """``folder/pipeline.json``: what a pipeline needs beside its networks (see weights/README.md).
+
+    ``offset_stats`` (a `KeypointStats`, for a denoiser whose ``motion_target`` is
+    ``"source_offset"``) is written only when given.
+    """
     meta = {
         "format": PIPELINE_FORMAT,
         "fps": float(fps),
         "audio": audio_config.to_dict(),
         "keypoint_stats": keypoint_stats.to_dict(),
+        **({"offset_stats": offset_stats.to_dict()} if offset_stats is not None else {}),
         "sampling": {"num_inference_steps": int(num_inference_steps), "guidance_scale": float(guidance_scale)},
     }
     path = Path(folder) / PIPELINE_FILE

@@ -147,3 +147,29 @@ def test_stats_from_official_difftted_files(shared_data: Path):
     assert -0.9 < stats.mean.min() and stats.mean.max() < 0.9
     mean_frame = torch.from_numpy(stats.mean)[None]
     torch.testing.assert_close(stats.normalize(mean_frame), torch.zeros(1, 50, 2))
+
+
+def test_motion_coding_round_trips_and_anchors_offsets_at_the_source():
+    from difftted.keypoints import MotionCoding
+
+    rng = np.random.default_rng(0)
+    stats = KeypointStats(mean=rng.normal(size=(50, 2)), std=rng.uniform(0.1, 1, size=(50, 2)))
+    offsets = KeypointStats(mean=np.zeros((50, 2)), std=rng.uniform(0.01, 0.1, size=(50, 2)))
+    kp = rng.uniform(-1, 1, size=(7, 50, 2)).astype(np.float32)
+    source = rng.uniform(-1, 1, size=(50, 2)).astype(np.float32)
+    absolute, relative = MotionCoding(stats), MotionCoding(stats, offsets)
+    assert (absolute.target, relative.target) == ("absolute", "source_offset")
+    for coding in (absolute, relative):
+        np.testing.assert_allclose(coding.decode(coding.encode(kp, source), source), kp, atol=1e-5)
+        flat = torch.from_numpy(kp.reshape(7, 100))
+        torch.testing.assert_close(coding.encode(flat, torch.from_numpy(source.reshape(100))),
+                                   torch.from_numpy(coding.encode(kp, source).reshape(7, 100)))
+        np.testing.assert_allclose(coding.encode_source(source), stats.normalize(source))
+    # a zero sample is the still photo with offsets, the dataset's mean pose without
+    zero = np.zeros((3, 50, 2), np.float32)
+    np.testing.assert_allclose(relative.decode(zero, source), np.broadcast_to(source, (3, 50, 2)), atol=1e-7)
+    np.testing.assert_allclose(absolute.decode(zero, source), np.broadcast_to(stats.mean, (3, 50, 2)), atol=1e-6)
+    with pytest.raises(ValueError, match="offset_stats has 49"):
+        MotionCoding(stats, KeypointStats(mean=np.zeros((49, 2)), std=np.ones((49, 2))))
+    with pytest.raises(ValueError, match="motion_target"):
+        KeypointDenoiser(num_layers=1, hidden_dim=32, num_heads=4, motion_target="offsets")

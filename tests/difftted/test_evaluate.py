@@ -50,9 +50,12 @@ def test_evaluate_table_and_json(setup, capsys):
     expected_bc = np.nanmean([metrics.beat_consistency(c["keypoints"], c["waveform"], 16000, 25.0) for c in clips])
     assert gt["bc"] == pytest.approx(expected_bc)
     assert gt["jitter"] == pytest.approx(np.mean([metrics.jitter(c["keypoints"], 25.0) for c in clips]))
+    assert gt["spread"] == pytest.approx(np.mean([metrics.motion_spread(c["keypoints"]) for c in clips]))
+    assert "Spread" in lines[0]
     assert gt["l1"] is None and gt["fgd"] is None
     # an exact copy: L1 0, the ground truth's BC, jitter and diversity, FGD ~0
     assert copy["l1"] == 0.0 and copy["bc"] == pytest.approx(gt["bc"])
+    assert copy["spread"] == pytest.approx(gt["spread"])
     assert copy["diversity"] == pytest.approx(gt["diversity"]) and copy["fgd"] < 1e-3
     # noise of std 0.01: mean |noise| = 0.01 * sqrt(2 / pi); jittery, and farther in feature space
     assert noisy["l1"] == pytest.approx(0.01 * np.sqrt(2 / np.pi), rel=0.05)

@@ -97,6 +97,16 @@ def test_l1_and_jitter_known_values():
         metrics.jitter(np.zeros((2, 50, 2)), FPS)
 
 
+def test_motion_spread_known_values():
+    still = np.full((20, 50, 2), 0.4)
+    assert metrics.motion_spread(still) == pytest.approx(0.0, abs=1e-12)
+    # every keypoint alternates between +-(0.03, 0.04) around its mean: distance 0.05 in every frame
+    swing = still + np.where(np.arange(20) % 2 == 0, 1.0, -1.0)[:, None, None] * np.array([0.03, 0.04])
+    assert metrics.motion_spread(swing) == pytest.approx(0.05)
+    assert metrics.motion_spread(swing.reshape(20, 100)) == pytest.approx(0.05)
+    assert metrics.motion_spread(still + 0.5 * (swing - still)) == pytest.approx(0.025)
+
+
 @pytest.mark.shared_data
 def test_metrics_on_real_motion_and_speech(mocap_keypoints, mocap_audio):
     """Real data: BC lies in (0, 1], and shuffling the frames in time multiplies the jitter."""

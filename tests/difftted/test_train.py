@@ -64,6 +64,41 @@ def test_window_dataset(dataset_dir):
         KeypointWindowDataset(dataset_dir, "test", window=101)
 
 
+def test_window_dataset_source_offsets(dataset_dir):
+    """``source_offset`` windows hold the offsets from the photo's keypoints; decoding with
+    ``source_raw`` gives the clip's keypoints back, and the offset statistics are those of motion
+    within a clip (a clip moved as a whole does not change them)."""
+    from difftted.data import KeypointWindowDataset
+    from difftted.keypoints import KeypointStats
+
+    data = KeypointWindowDataset(dataset_dir, "train", window=16, context_frames=4, motion_target="source_offset")
+    raw = np.load(dataset_dir / "clips" / "scott_a.npz")["keypoints"].astype(np.float32)  # [400, 50, 2]
+    assert data.coding.target == "source_offset"
+    np.testing.assert_allclose(data.coding.offset_stats.std, KeypointStats.offsets_from_sequences([raw]).std)
+    np.testing.assert_array_equal(data.coding.offset_stats.mean, 0.0)
+    torch.manual_seed(0)
+    for start in (0, 10, 384):
+        item = data[start]
+        source = item["source_raw"]
+        assert source.shape == (100,)
+        (frame,) = np.flatnonzero(np.abs(raw.reshape(400, -1) - source.numpy()).max(axis=1) < 1e-6)
+        assert frame <= start or frame >= start + 16
+        np.testing.assert_allclose(data.coding.decode(item["keypoints"], source).numpy(),
+                                   raw.reshape(400, -1)[start:start + 16], atol=1e-5)
+        np.testing.assert_allclose(item["source_keypoints"].numpy(), data.stats.normalize(source.numpy()), atol=1e-5)
+        if start >= 4:
+            np.testing.assert_allclose(data.coding.decode(item["context"], source).numpy(),
+                                       raw.reshape(400, -1)[start - 4:start], atol=1e-5)
+    # the offset scale is the motion's: sqrt(2) x the within-clip std, blind to where a clip sits
+    moved = KeypointStats.offsets_from_sequences([raw, raw + 0.3])
+    np.testing.assert_allclose(moved.std, np.maximum(np.sqrt(2) * raw.std(axis=0), 1e-3), rtol=1e-4)
+    # while the absolute statistics count the shift between the clips as spread
+    np.testing.assert_allclose(KeypointStats.from_sequences([raw, raw + 0.3]).std,
+                               np.sqrt(raw.var(axis=0) + 0.15 ** 2), rtol=1e-3)
+    with pytest.raises(ValueError, match="motion_target"):
+        KeypointWindowDataset(dataset_dir, "train", motion_target="relative")
+
+
 def test_config_rejects_unknown_keys(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"learning_rat": 1e-3}))
@@ -133,3 +168,31 @@ def test_train_two_cpu_processes(tmp_path, dataset_dir):
     losses = _losses(run)
     assert [r["step"] for r in losses] == list(range(1, 21)) and losses[0]["processes"] == 2
     assert (run / "checkpoint-20" / "denoiser" / "config.json").is_file()
+
+
+def test_train_source_offsets_to_a_pipeline(tmp_path, dataset_dir):
+    """A denoiser trained on offsets writes offset_stats into pipeline.json, and the pipeline
+    built from it decodes its samples around the photo's keypoints."""
+    from difftted.keypoints import KeypointStats
+    from difftted.weights import load_components
+    from tps.model import TPSMotionModel
+
+    cfg = json.loads(CONFIG.read_text())
+    cfg["denoiser"]["motion_target"] = "source_offset"
+    cfg.update(max_steps=20, validate_every=20, checkpoint_every=20)
+    config = tmp_path / "offsets.json"
+    config.write_text(json.dumps(cfg))
+    renderer = TPSMotionModel.from_config("tiny-64").save_pretrained(tmp_path / "renderer")
+    run = tmp_path / "run"
+    assert train.main(["--config", str(config), "--data", str(dataset_dir), "--out", str(run), "--no-progress",
+                       "--renderer", str(renderer)]) == 0
+    losses = _losses(run)
+    assert np.isfinite([r["loss"] for r in losses]).all()
+    assert _validations(run)[0]["validation"]["l1"] > 0
+    meta = json.loads((run / "final" / "pipeline.json").read_text())
+    raw = np.load(dataset_dir / "clips" / "scott_a.npz")["keypoints"]
+    np.testing.assert_allclose(meta["offset_stats"]["std"], KeypointStats.offsets_from_sequences([raw]).std,
+                               rtol=1e-6)
+    parts = load_components(run / "final")
+    assert parts["denoiser"].config.motion_target == "source_offset"
+    assert parts["offset_stats"] is not None

@@ -15,8 +15,9 @@ TINY_FPS = 25.0
 TINY_STEPS = 2
 
 
-def build_tiny_pipeline(seed: int = 0):
-    """A complete pipeline of tiny, seeded, untrained components (milliseconds per frame)."""
+def build_tiny_pipeline(seed: int = 0, **denoiser_overrides):
+    """A complete pipeline of tiny, seeded, untrained components (milliseconds per frame);
+    ``denoiser_overrides`` go to the `KeypointDenoiser` (e.g. ``motion_target``)."""
     from diffusers import DDIMScheduler
 
     from difftted.audio import AudioFeatureConfig
@@ -30,12 +31,23 @@ def build_tiny_pipeline(seed: int = 0):
     renderer = TPSMotionModel.from_config(get_preset("tiny-64"))
     num_kp = renderer.config.num_kp
     denoiser = KeypointDenoiser(num_keypoints=num_kp, audio_dim=audio_config.feature_dim, hidden_dim=32,
-                                num_layers=1, num_heads=2, max_frames=16, context_frames=2, dropout=0.0)
-    scheduler = DDIMScheduler(num_train_timesteps=100, beta_schedule="linear", clip_sample=False)
+                                num_layers=1, num_heads=2, max_frames=16, context_frames=2, dropout=0.0,
+                                **denoiser_overrides)
+    scheduler = DDIMScheduler(num_train_timesteps=100, beta_schedule="linear", clip_sample=False,
+                              prediction_type=denoiser.config.prediction_type)
     rng = np.random.default_rng(seed)
     stats = KeypointStats(mean=rng.uniform(-0.5, 0.5, (num_kp, 2)), std=rng.uniform(0.02, 0.2, (num_kp, 2)))
+    offsets = None
+    if denoiser.config.motion_target == "source_offset":
+        offsets = KeypointStats(mean=np.zeros((num_kp, 2)), std=rng.uniform(0.01, 0.05, (num_kp, 2)))
     return DiffTEDPipeline(denoiser, scheduler, renderer, stats, audio_config, fps=TINY_FPS,
-                           num_inference_steps=TINY_STEPS, guidance_scale=1.5)
+                           num_inference_steps=TINY_STEPS, guidance_scale=1.5, offset_stats=offsets)
+
+
+@pytest.fixture()
+def make_tiny_pipeline():
+    """`build_tiny_pipeline` itself, for tests that need other components."""
+    return build_tiny_pipeline
 
 
 @pytest.fixture(scope="session")

@@ -132,3 +132,22 @@ def test_mismatched_components_are_refused(tiny_pipeline):
     with pytest.raises(ValueError, match="keypoints"):
         DiffTEDPipeline(tiny_pipeline.denoiser, tiny_pipeline.scheduler, tiny_pipeline.renderer,
                         KeypointStats.identity(20), tiny_pipeline.audio_config)
+
+
+def test_source_offset_motion_is_anchored_at_the_photo(tmp_path, tone_path, make_tiny_pipeline):
+    """With ``motion_target="source_offset"`` a zero sample is the photo's own keypoints (an
+    untrained or cautious model animates nothing rather than reshaping the person), the offset
+    statistics travel through save/load, and a pipeline without them is refused."""
+    pipe = make_tiny_pipeline(motion_target="source_offset", prediction_type="sample")
+    pipe.set_progress_bar_config(disable=True)
+    torch.nn.init.zeros_(pipe.denoiser.proj_out.weight)
+    torch.nn.init.zeros_(pipe.denoiser.proj_out.bias)  # predicts x0 = 0 at every step
+    out = pipe(data.astronaut(), tone_path, generator=_gen(0), output="crop", fps=10)
+    prepared = pipe._render.prepare(pipe.crop_person(np.asarray(data.astronaut()))[1])
+    np.testing.assert_allclose(out.keypoints, np.broadcast_to(prepared.kp_source[0].numpy(), out.keypoints.shape),
+                               atol=1e-6)
+    loaded = DiffTEDPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "offsets"))
+    np.testing.assert_array_equal(loaded.offset_stats.std, pipe.offset_stats.std)
+    assert loaded.motion_coding.target == "source_offset"
+    with pytest.raises(ValueError, match="offset_stats"):
+        DiffTEDPipeline(pipe.denoiser, pipe.scheduler, pipe.renderer, pipe.keypoint_stats, pipe.audio_config)
