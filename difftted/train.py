@@ -23,7 +23,8 @@ DATASET_DIR comes from ``python -m difftted build-dataset``; the config is a jso
   (``drop_context``) are replaced by their learned null embeddings at random, which trains the
   unconditional branch of classifier-free guidance;
 * loss = ``loss_diffusion`` * MSE(prediction, target) + ``loss_x0`` * MSE(x0_hat, x0)
-  + ``loss_velocity`` * MSE of frame differences + ``loss_pairwise`` * MSE of the pairwise
+  + ``loss_velocity`` * MSE of frame differences + ``loss_acceleration`` * MSE of second
+  frame differences + ``loss_pairwise`` * MSE of the pairwise
   keypoint distances within each frame (in keypoint units, after denormalising).
 
 RUN_DIR receives ``losses.jsonl`` (one json line per ``log_every`` steps, validation metrics
@@ -106,6 +107,8 @@ def diffusion_losses(model, batch: dict[str, torch.Tensor], scheduler, cfg: Trai
         terms["x0"] = torch.nn.functional.mse_loss(x0_hat, x0)
     if cfg.loss_velocity:
         terms["velocity"] = torch.nn.functional.mse_loss(x0_hat.diff(dim=1), x0.diff(dim=1))
+    if cfg.loss_acceleration:
+        terms["acceleration"] = torch.nn.functional.mse_loss(x0_hat.diff(n=2, dim=1), x0.diff(n=2, dim=1))
     if cfg.loss_pairwise:
         source = batch["source_raw"][:, None]  # [B, 1, N*2]
 
@@ -114,7 +117,7 @@ def diffusion_losses(model, batch: dict[str, torch.Tensor], scheduler, cfg: Trai
             return torch.cdist(kp, kp)
         terms["pairwise"] = torch.nn.functional.mse_loss(dist(x0_hat), dist(x0))
     weights = {"diffusion": cfg.loss_diffusion, "x0": cfg.loss_x0, "velocity": cfg.loss_velocity,
-               "pairwise": cfg.loss_pairwise}
+               "acceleration": cfg.loss_acceleration, "pairwise": cfg.loss_pairwise}
     out = {f"loss_{k}": v for k, v in terms.items()}
     out["loss"] = sum(weights[k] * v for k, v in terms.items())
     return out

@@ -34,6 +34,7 @@ class TrainConfig:
     loss_diffusion: float = 1.0
     loss_x0: float = 0.5
     loss_velocity: float = 0.5
+    loss_acceleration: float = 0.0  # MSE of second frame differences: against jitter
     loss_pairwise: float = 0.07
     # classifier-free guidance: probability that an item's audio / context is replaced by null
     drop_audio: float = 0.1
@@ -73,7 +74,8 @@ class TrainConfig:
         for name in ("drop_audio", "drop_context", "ema_decay"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"TrainConfig.{name} must lie in [0, 1], got {getattr(self, name)!r}")
-        for name in ("loss_diffusion", "loss_x0", "loss_velocity", "loss_pairwise", "weight_decay", "grad_clip"):
+        for name in ("loss_diffusion", "loss_x0", "loss_velocity", "loss_acceleration", "loss_pairwise",
+                     "weight_decay", "grad_clip"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.learning_rate <= 0 or len(self.adam_betas) != 2:

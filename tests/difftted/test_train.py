@@ -196,3 +196,31 @@ def test_train_source_offsets_to_a_pipeline(tmp_path, dataset_dir):
     parts = load_components(run / "final")
     assert parts["denoiser"].config.motion_target == "source_offset"
     assert parts["offset_stats"] is not None
+
+
+def test_loss_terms_of_a_known_error():
+    """An x0 prediction off by +-e, alternating in time: MSE e^2, its velocity error (2e)^2 and its
+    acceleration error (4e)^2, weighted as the config says; a zero weight leaves a term out."""
+    from diffusers import DDPMScheduler
+
+    from difftted.keypoints import KeypointStats, MotionCoding
+
+    torch.manual_seed(0)
+    x0, e = torch.randn(2, 8, 4), 0.1
+    error = e * (-1.0) ** torch.arange(8).float().view(1, 8, 1)
+    batch = {"keypoints": x0, "audio_features": torch.zeros(2, 8, 3), "source_keypoints": torch.zeros(2, 4),
+             "source_raw": torch.zeros(2, 4), "context": torch.zeros(2, 0, 4), "has_context": torch.zeros(2, dtype=bool)}
+    scheduler = DDPMScheduler(num_train_timesteps=10, prediction_type="sample")
+    coding = MotionCoding(KeypointStats.identity(2))
+    cfg = TrainConfig(loss_diffusion=1.0, loss_x0=0.5, loss_velocity=2.0, loss_acceleration=0.25, loss_pairwise=0.0)
+    losses = train.diffusion_losses(lambda *args, **kwargs: x0 + error, batch, scheduler, cfg, coding)
+    assert losses["loss_diffusion"].item() == pytest.approx(e ** 2)
+    assert losses["loss_velocity"].item() == pytest.approx(4 * e ** 2)
+    assert losses["loss_acceleration"].item() == pytest.approx(16 * e ** 2)
+    assert losses["loss"].item() == pytest.approx(e ** 2 * (1.0 + 0.5 + 2.0 * 4 + 0.25 * 16))
+    assert "loss_pairwise" not in losses
+    no_acc = train.diffusion_losses(lambda *args, **kwargs: x0 + error, batch, scheduler,
+                                    cfg.replace(loss_acceleration=0.0), coding)
+    assert "loss_acceleration" not in no_acc
+    with pytest.raises(ValueError, match="loss_acceleration"):
+        TrainConfig(loss_acceleration=-1.0)
