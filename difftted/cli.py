@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fps", type=_non_negative_float, default=None, help="output frame rate (default: the model's)")
     parser.add_argument("--motion-scale", type=_non_negative_float, default=1.0,
                         help="0 = still, 1 = as sampled, >1 = livelier (default 1)")
+    parser.add_argument("--relative-motion", action=argparse.BooleanOptionalAction, default=None,
+                        help="drive the photo by the motion relative to its first frame, so the video starts "
+                             "at the photo (default: the weights')")
     parser.add_argument("--weights", default=None,
                         help="pipeline folder or Hugging Face Hub repo id (default: $DIFFTTED_WEIGHTS, then weights/)")
     parser.add_argument("--crop", action="store_true", help="write the animated square crop alone, not the full photo")
@@ -95,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     generator = torch.Generator(device=device).manual_seed(seed)
     result = pipe(photo, speech, num_inference_steps=args.steps, guidance_scale=args.guidance,
                   generator=generator, fps=args.fps, motion_scale=args.motion_scale,
+                  relative_motion=args.relative_motion,
                   output="crop" if args.crop else "full", output_path=out, return_frames=False,
                   max_side=args.max_side, render_batch_size=args.batch_size)
     seconds = time.perf_counter() - start

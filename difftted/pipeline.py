@@ -77,7 +77,8 @@ class DiffTEDPipeline:
     def __init__(self, denoiser: torch.nn.Module, scheduler: Any, renderer: torch.nn.Module,
                  keypoint_stats: KeypointStats, audio_config: AudioFeatureConfig | None = None,
                  fps: float = 25.0, num_inference_steps: int = DEFAULT_STEPS,
-                 guidance_scale: float = DEFAULT_GUIDANCE_SCALE, offset_stats: KeypointStats | None = None) -> None:
+                 guidance_scale: float = DEFAULT_GUIDANCE_SCALE, offset_stats: KeypointStats | None = None,
+                 relative_motion: bool = False) -> None:
         if not isinstance(keypoint_stats, KeypointStats):
             raise TypeError(f"keypoint_stats must be a KeypointStats, got {type(keypoint_stats).__name__}")
         if keypoint_stats.num_keypoints != renderer.config.num_kp:
@@ -104,6 +105,7 @@ class DiffTEDPipeline:
         self.fps = float(fps)
         self.num_inference_steps = int(num_inference_steps)
         self.guidance_scale = float(guidance_scale)
+        self.relative_motion = bool(relative_motion)
         self.audio_features = AudioFeatureExtractor(self.audio_config)
         self._render = Renderer(self.renderer)
         self._progress_bar_config: dict[str, Any] = {}
@@ -150,7 +152,8 @@ class DiffTEDPipeline:
     @torch.no_grad()
     def __call__(self, image: ImageInput, audio: video_io.AudioInput | video_io.Speech, *, num_inference_steps: int | None = None,
                  guidance_scale: float | None = None, generator: torch.Generator | None = None,
-                 fps: float | None = None, motion_scale: float = 1.0, output: Literal["full", "crop"] = "full",
+                 fps: float | None = None, motion_scale: float = 1.0, relative_motion: bool | None = None,
+                 output: Literal["full", "crop"] = "full",
                  output_path: str | Path | None = None, return_frames: bool | None = None,
                  output_type: Literal["np", "pil"] = "np", max_side: int | None = 1920,
                  render_mode: str = "standard", render_batch_size: int = 8, progress: bool = True,
@@ -167,6 +170,10 @@ class DiffTEDPipeline:
                 and resampled in time, so the gestures' timing does not depend on it.
             motion_scale: 0 = still photo, 1 = the sampled motion, >1 exaggerated; scales the
                 motion around the photo's own keypoints.
+            relative_motion: drive the photo by the sampled motion RELATIVE to its first frame
+                (``kp_t - kp_0 + kp_photo``, TPSMM's relative mode on the sampled keypoints): the
+                video starts exactly at the photo, and a constant offset the denoiser puts on a
+                photo unlike its training speakers is dropped. Default: the pipeline's (pipeline.json).
             output: ``"full"`` pastes the animated crop back into the photo; ``"crop"`` gives the
                 square crop alone at the renderer's resolution.
             output_path: write an mp4 (H.264 + AAC with the original audio) there.
@@ -181,6 +188,7 @@ class DiffTEDPipeline:
         guidance = self.guidance_scale if guidance_scale is None else guidance_scale
         fps = self.fps if fps is None else fps
         keep = output_path is None if return_frames is None else return_frames
+        relative = self.relative_motion if relative_motion is None else bool(relative_motion)
         progress = self._progress(progress)
         # 1. check inputs (cheap checks first, so a bad argument fails before any heavy work)
         self.check_inputs(image, audio, steps, guidance, fps, motion_scale, output, output_path, keep,
@@ -195,7 +203,7 @@ class DiffTEDPipeline:
         prepared = self._render.prepare(source.to(self.device))
         # 5. sample the motion
         keypoints = self.sample_keypoints(features, prepared.kp_source[0], steps, guidance, generator,
-                                          motion_scale, speech.num_frames(fps), progress)
+                                          motion_scale, speech.num_frames(fps), progress, relative)
         # 6. render, 7. paste back, 8. write: chunk by chunk, so memory stays bounded
         paste = PasteBack(photo, box, crop_only=output == "crop")
         chunks = (paste(c) for c in self.render(prepared, keypoints, render_mode, render_batch_size, progress))
@@ -248,18 +256,20 @@ class DiffTEDPipeline:
 
     def sample_keypoints(self, features: torch.Tensor, kp_source: torch.Tensor, steps: int, guidance: float,
                          generator: torch.Generator | None, motion_scale: float, num_frames: int,
-                         progress: bool = True) -> torch.Tensor:
+                         progress: bool = True, relative_motion: bool = False) -> torch.Tensor:
         """Step 5: driving keypoints ``[num_frames, N, 2]`` in ``[-1, 1]`` at the output rate.
 
         Sampled in normalised units at the model's rate, denormalised, scaled around the source
-        keypoints ``kp_source [N, 2]`` by ``motion_scale``, then resampled to ``num_frames``.
+        keypoints ``kp_source [N, 2]`` by ``motion_scale`` (with ``relative_motion``, moved so
+        the first frame is ``kp_source``), then resampled to ``num_frames``.
         """
         source_norm = self.motion_coding.encode_source(kp_source.float()).reshape(-1)
         motion = sample_motion(self.denoiser, self.scheduler, features, source_norm,
                                num_inference_steps=steps, guidance_scale=guidance, generator=generator,
                                progress=self._progress(progress))
         kp = self.motion_coding.decode(motion.reshape(len(motion), -1, 2), kp_source)  # [T_model, N, 2]
-        kp = kp_source + motion_scale * (kp - kp_source)
+        reference = kp[:1] if relative_motion else kp_source
+        kp = kp_source + motion_scale * (kp - reference)
         return resample_frames(kp, num_frames).clamp(-1.0, 1.0)
 
     def render(self, prepared: Any, keypoints: torch.Tensor, mode: str, batch_size: int,

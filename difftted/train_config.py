@@ -59,6 +59,7 @@ class TrainConfig:
     inference_scheduler: str = "DDIMScheduler"
     num_inference_steps: int = 50
     guidance_scale: float = 1.15
+    relative_motion: bool = False  # pipeline default (pipeline.json): see DiffTEDPipeline.__call__
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "adam_betas", tuple(self.adam_betas))

@@ -45,7 +45,7 @@ def save_pipeline_parts(folder: Path, model, cfg, manifest: dict, coding) -> Pat
     write_pipeline_json(folder, fps=manifest["fps"], audio_config=AudioFeatureConfig.from_dict(manifest["audio_config"]),
                         keypoint_stats=coding.stats, offset_stats=coding.offset_stats,
                         num_inference_steps=cfg.num_inference_steps,
-                        guidance_scale=cfg.guidance_scale)
+                        guidance_scale=cfg.guidance_scale, relative_motion=cfg.relative_motion)
     return folder
 
 

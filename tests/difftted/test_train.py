@@ -179,7 +179,7 @@ def test_train_source_offsets_to_a_pipeline(tmp_path, dataset_dir):
 
     cfg = json.loads(CONFIG.read_text())
     cfg["denoiser"]["motion_target"] = "source_offset"
-    cfg.update(max_steps=20, validate_every=20, checkpoint_every=20)
+    cfg.update(max_steps=20, validate_every=20, checkpoint_every=20, relative_motion=True)
     config = tmp_path / "offsets.json"
     config.write_text(json.dumps(cfg))
     renderer = TPSMotionModel.from_config("tiny-64").save_pretrained(tmp_path / "renderer")
@@ -193,6 +193,7 @@ def test_train_source_offsets_to_a_pipeline(tmp_path, dataset_dir):
     raw = np.load(dataset_dir / "clips" / "scott_a.npz")["keypoints"]
     np.testing.assert_allclose(meta["offset_stats"]["std"], KeypointStats.offsets_from_sequences([raw]).std,
                                rtol=1e-6)
+    assert meta["sampling"]["relative_motion"] is True
     parts = load_components(run / "final")
     assert parts["denoiser"].config.motion_target == "source_offset"
     assert parts["offset_stats"] is not None

@@ -151,3 +151,31 @@ def test_source_offset_motion_is_anchored_at_the_photo(tmp_path, tone_path, make
     assert loaded.motion_coding.target == "source_offset"
     with pytest.raises(ValueError, match="offset_stats"):
         DiffTEDPipeline(pipe.denoiser, pipe.scheduler, pipe.renderer, pipe.keypoint_stats, pipe.audio_config)
+
+
+def test_relative_motion_starts_at_the_photo_and_is_a_saved_default(tmp_path, tone_path, make_tiny_pipeline):
+    """``relative_motion`` shifts the whole sampled motion so its first frame is the photo's
+    keypoints, without changing the motion itself; the default travels in pipeline.json."""
+    pipe = make_tiny_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    photo = data.astronaut()
+    kwargs = dict(output="crop", fps=25)
+    plain = pipe(photo, tone_path, relative_motion=False, generator=_gen(3), **kwargs)
+    rel = pipe(photo, tone_path, relative_motion=True, generator=_gen(3), **kwargs)
+    kp_source = pipe._render.prepare(pipe.crop_person(np.asarray(photo))[1]).kp_source[0].numpy()
+    np.testing.assert_allclose(rel.keypoints[0], kp_source, atol=1e-6)
+    assert np.abs(plain.keypoints[0] - kp_source).max() > 1e-3  # an untrained model starts elsewhere
+    inside = ((np.abs(plain.keypoints) < 0.99) & (np.abs(rel.keypoints) < 0.99)).all(axis=(0, 2))
+    assert inside.sum() >= 5  # keypoints the clamp to [-1, 1] left alone in both
+    shift = rel.keypoints[:, inside] - plain.keypoints[:, inside]
+    np.testing.assert_allclose(shift, np.broadcast_to(shift[:1], shift.shape), atol=1e-5)
+    assert pipe.relative_motion is False
+    pipe.relative_motion = True
+    try:
+        loaded = DiffTEDPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "relative"))
+    finally:
+        pipe.relative_motion = False
+    assert loaded.relative_motion is True
+    loaded.set_progress_bar_config(disable=True)
+    np.testing.assert_allclose(loaded(photo, tone_path, generator=_gen(3), **kwargs).keypoints, rel.keypoints,
+                               atol=1e-6)
