@@ -47,3 +47,12 @@ def test_default_weights_animate_the_example_photo(default_pipeline, tmp_path: P
     assert np.abs(np.diff(kp, axis=0)).mean() > 1e-4
     assert np.abs(frames[-1].astype(float) - frames[0].astype(float)).mean() > 0.5
     assert np.abs(kp).max() <= 1.0
+    # The weights' defaults (pipeline.json): motion relative to its first frame, which is the
+    # photo's own keypoints, and motion that stays near the photo (offsets, not a new layout).
+    from difftted.person import load_image
+
+    assert default_pipeline.relative_motion and default_pipeline.motion_coding.target == "source_offset"
+    photo = load_image(REPO / "examples" / "astronaut.png")
+    source = default_pipeline._render.prepare(default_pipeline.crop_person(photo)[1]).kp_source[0].numpy()
+    np.testing.assert_allclose(kp[0], source, atol=1e-5)
+    assert np.linalg.norm(kp - source, axis=-1).mean() < 0.03  # 0.011 measured; 0.041 without relative motion
