@@ -12,7 +12,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, TypeVar
+from typing import Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +25,24 @@ ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 #: so the std is floored at this value (in keypoint units, i.e. 1/2000 of the image width).
 MIN_STD = 1e-3
 _FORMAT = "difftted.keypoint_stats.v1"
+
+
+def _checked_sequences(sequences: Sequence[np.ndarray]) -> Iterator[np.ndarray]:
+    """Each of ``sequences`` as float64 ``[T_i > 0, N, 2]``, checked (same ``N``, finite), one by one."""
+    if len(sequences) == 0:
+        raise ValueError("sequences must hold at least one [T, N, 2] array, got none")
+    first = None
+    for i, seq in enumerate(sequences):
+        arr = np.asarray(seq, dtype=np.float64)
+        if arr.ndim != 3 or arr.shape[2] != 2 or arr.shape[0] == 0:
+            raise ValueError(f"sequences[{i}] must have shape [T>0, N, 2], got {arr.shape}")
+        if first is None:
+            first = arr.shape[1]
+        elif arr.shape[1] != first:
+            raise ValueError(f"sequences[{i}] has {arr.shape[1]} keypoints, sequences[0] has {first}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"sequences[{i}] holds NaN or inf")
+        yield arr
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,22 +106,10 @@ class KeypointStats:
 
         Computed in float64 with a running sum so a large dataset needs no concatenated copy.
         """
-        if len(sequences) == 0:
-            raise ValueError("sequences must hold at least one [T, N, 2] array, got none")
-        total = 0
-        s1 = s2 = None
-        for i, seq in enumerate(sequences):
-            arr = np.asarray(seq, dtype=np.float64)
-            if arr.ndim != 3 or arr.shape[2] != 2 or arr.shape[0] == 0:
-                raise ValueError(f"sequences[{i}] must have shape [T>0, N, 2], got {arr.shape}")
-            if s1 is None:
-                s1, s2 = np.zeros(arr.shape[1:]), np.zeros(arr.shape[1:])
-            elif arr.shape[1:] != s1.shape:
-                raise ValueError(f"sequences[{i}] has {arr.shape[1]} keypoints, sequences[0] has {s1.shape[0]}")
-            if not np.isfinite(arr).all():
-                raise ValueError(f"sequences[{i}] holds NaN or inf")
-            s1 += arr.sum(axis=0)
-            s2 += np.square(arr).sum(axis=0)
+        total, s1, s2 = 0, 0.0, 0.0
+        for arr in _checked_sequences(sequences):
+            s1 = s1 + arr.sum(axis=0)
+            s2 = s2 + np.square(arr).sum(axis=0)
             total += arr.shape[0]
         mean = s1 / total
         var = np.maximum(s2 / total - np.square(mean), 0.0)
@@ -118,20 +124,9 @@ class KeypointStats:
         ``[T_i, N, 2]``). Unlike `from_sequences` it leaves out how sequences differ from
         each other (identity, framing): only motion.
         """
-        if len(sequences) == 0:
-            raise ValueError("sequences must hold at least one [T, N, 2] array, got none")
-        total, s2 = 0, None
-        for i, seq in enumerate(sequences):
-            arr = np.asarray(seq, dtype=np.float64)
-            if arr.ndim != 3 or arr.shape[2] != 2 or arr.shape[0] == 0:
-                raise ValueError(f"sequences[{i}] must have shape [T>0, N, 2], got {arr.shape}")
-            if s2 is None:
-                s2 = np.zeros(arr.shape[1:])
-            elif arr.shape[1:] != s2.shape:
-                raise ValueError(f"sequences[{i}] has {arr.shape[1]} keypoints, sequences[0] has {s2.shape[0]}")
-            if not np.isfinite(arr).all():
-                raise ValueError(f"sequences[{i}] holds NaN or inf")
-            s2 += np.square(arr - arr.mean(axis=0)).sum(axis=0)
+        total, s2 = 0, 0.0
+        for arr in _checked_sequences(sequences):
+            s2 = s2 + np.square(arr - arr.mean(axis=0)).sum(axis=0)
             total += arr.shape[0]
         std = np.sqrt(2.0 * s2 / total)
         return cls(mean=np.zeros_like(std), std=np.maximum(std, min_std))

@@ -99,8 +99,7 @@ class DiffTEDPipeline:
             raise ValueError("the denoiser samples offsets from the source keypoints (motion_target "
                              "'source_offset'); pass their offset_stats (pipeline.json 'offset_stats')")
         self.keypoint_stats = keypoint_stats
-        self.offset_stats = offset_stats if target == "source_offset" else None
-        self.motion_coding = MotionCoding(keypoint_stats, self.offset_stats)
+        self.motion_coding = MotionCoding(keypoint_stats, offset_stats if target == "source_offset" else None)
         self.audio_config = audio_config
         self.fps = float(fps)
         self.num_inference_steps = int(num_inference_steps)
@@ -109,6 +108,11 @@ class DiffTEDPipeline:
         self.audio_features = AudioFeatureExtractor(self.audio_config)
         self._render = Renderer(self.renderer)
         self._progress_bar_config: dict[str, Any] = {}
+
+    @property
+    def offset_stats(self) -> KeypointStats | None:
+        """The offset statistics of a ``"source_offset"`` denoiser, else None (`motion_coding`'s)."""
+        return self.motion_coding.offset_stats
 
     # ------------------------------------------------------------------------------ plumbing
     @classmethod
@@ -171,7 +175,7 @@ class DiffTEDPipeline:
             motion_scale: 0 = still photo, 1 = the sampled motion, >1 exaggerated; scales the
                 motion around the photo's own keypoints.
             relative_motion: drive the photo by the sampled motion RELATIVE to its first frame
-                (``kp_t - kp_0 + kp_photo``, TPSMM's relative mode on the sampled keypoints): the
+                (``kp_t - kp_0 + kp_photo``; TPSMM's relative mode without its hull-area scale): the
                 video starts exactly at the photo, and a constant offset the denoiser puts on a
                 photo unlike its training speakers is dropped. Default: the pipeline's (pipeline.json).
             output: ``"full"`` pastes the animated crop back into the photo; ``"crop"`` gives the
