@@ -4,7 +4,7 @@
     python app.py --weights DIR_OR_HUB_ID --port 7860
 
 ``build_demo(pipeline)`` returns the ``gr.Blocks`` (tests and other apps call it); importing this
-file does no work. The logic behind the page is `difftted.ui` (plain Python, tested without a
+file does no work. The logic behind the page is `difftted.interfaces.ui` (plain Python, tested without a
 server); this file is only layout, wiring and the conversion of its ``ValueError`` into the
 message the visitor sees (``gr.Error``).
 
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from difftted import ui
+from difftted.interfaces import ui
 
 if TYPE_CHECKING:
     from difftted.pipeline import DiffTEDPipeline
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from difftted.pipeline import DiffTEDPipeline
-    from difftted.weights import WeightsNotFoundError, resolve_weights
+    from difftted.pipeline.weights import WeightsNotFoundError, resolve_weights
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:

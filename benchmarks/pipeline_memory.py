@@ -36,9 +36,9 @@ def build_pipeline(components: str, seed: int = 0):
     import torch
     from diffusers import DDIMScheduler
 
-    from difftted.audio import AudioFeatureConfig
-    from difftted.denoiser import KeypointDenoiser
-    from difftted.keypoints import KeypointStats
+    from difftted.audio.features import AudioFeatureConfig
+    from difftted.motion.denoiser import KeypointDenoiser
+    from difftted.motion.keypoints import KeypointStats
     from difftted.pipeline import DiffTEDPipeline
     from tps import TPSMotionModel, get_preset
 

@@ -9,26 +9,25 @@ on first access, so ``python -m difftted --help`` stays fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from difftted._compat import install_moved_modules, lazy_exports
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "DiffTEDPipeline": "difftted.pipeline",
-    "DiffTEDPipelineOutput": "difftted.pipeline",
-    "WeightsNotFoundError": "difftted.weights",
-    "resolve_weights": "difftted.weights",
+    "DiffTEDPipeline": "difftted.pipeline.pipeline",
+    "DiffTEDPipelineOutput": "difftted.pipeline.pipeline",
+    "WeightsNotFoundError": "difftted.pipeline.weights",
+    "resolve_weights": "difftted.pipeline.weights",
 }
 
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
-    from difftted.pipeline import DiffTEDPipeline, DiffTEDPipelineOutput
-    from difftted.weights import WeightsNotFoundError, resolve_weights
+    from difftted.pipeline.pipeline import DiffTEDPipeline, DiffTEDPipelineOutput
+    from difftted.pipeline.weights import WeightsNotFoundError, resolve_weights
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'difftted' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
+install_moved_modules()  # the flat module paths of 0.1 (difftted.person, ...): deprecated aliases

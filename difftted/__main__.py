@@ -1,73 +1,47 @@
-"""``python -m difftted COMMAND ...``: the product's command line.
+"""``python -m difftted COMMAND ...``: the product's command line (convention: `tps.commands`).
 
 Each command lives in its own module with ``main(argv: list[str] | None) -> int``; this file only
 dispatches, so ``python -m difftted train`` and ``accelerate launch -m difftted.train`` run the
-same code.
+same code. The renderer's commands are reachable under one name each, the one they have in
+``python -m tps``: ``python -m difftted tps CMD ...`` is ``python -m tps CMD ...``.
 
-Errors: a user error (bad input: ValueError, a missing file, no permission) prints one line,
-``error: ...``, and exits with status 1, without a traceback; anything else is a bug and keeps its
+Errors: a user error prints one line, ``error: ...``, without a traceback (status 2 for a wrong
+command line, 1 for work that failed; see `tps.commands`); anything else is a bug and keeps its
 traceback. ``DIFFTTED_DEBUG=1`` shows the traceback of user errors too.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
+import functools
 import sys
-from typing import Callable
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    "generate": ("difftted.cli", "photo + speech -> talking video (mp4)"),
-    "animate": ("tps.animate", "animate a photo with a driving video"),
-    "convert-tpsmm": ("tps.convert", "convert an official TPSMM *.pth.tar to safetensors + config.json"),
-    "train-renderer": ("tps.train", "train the TPS renderer on videos (accelerate launch)"),
-    "evaluate-renderer": ("tps.evaluate", "renderer reconstruction metrics on held-out clips"),
-    "build-dataset": ("difftted.dataset", "talking videos -> keypoint + audio-feature training set"),
-    "train": ("difftted.train", "train the keypoint denoiser (accelerate launch)"),
-    "train-motion-ae": ("difftted.motion_ae", "train the motion autoencoder used by Diversity / FGD"),
-    "evaluate": ("difftted.evaluate", "motion metrics (BC, Diversity, FGD, L1, jitter) as a table"),
-    "batch": ("difftted.batch", "many (image, audio) jobs across processes (accelerate launch)"),
+from tps import commands
+from tps.commands import USER_ERRORS, Command  # noqa: F401  (USER_ERRORS: re-exported)
+
+DEBUG_ENV = "DIFFTTED_DEBUG"
+
+_RENAMED = "use `python -m difftted tps {}` (the renderer's commands keep their `python -m tps` names)"
+COMMANDS: dict[str, Command] = {
+    "generate": Command("difftted.interfaces.cli", "photo + speech -> talking video (mp4)"),
+    "build-dataset": Command("difftted.data.dataset", "talking videos -> keypoint + audio-feature training set"),
+    "train": Command("difftted.training.train", "train the keypoint denoiser (accelerate launch)"),
+    "train-motion-ae": Command("difftted.training.motion_ae", "train the motion autoencoder used by Diversity / FGD"),
+    "evaluate": Command("difftted.evaluation.evaluate", "motion metrics (BC, Diversity, FGD, L1, jitter) as a table"),
+    "batch": Command("difftted.interfaces.batch", "many (image, audio) jobs across processes (accelerate launch)"),
+    "tps": Command("tps.__main__", "the renderer's commands: convert, animate, train, evaluate (= python -m tps)"),
+    # deprecated aliases of the renderer's commands (one release)
+    "animate": Command("tps.animate", _RENAMED.format("animate"), hidden=True),
+    "convert-tpsmm": Command("tps.convert", _RENAMED.format("convert"), hidden=True),
+    "train-renderer": Command("tps.train", _RENAMED.format("train"), hidden=True),
+    "evaluate-renderer": Command("tps.evaluate", _RENAMED.format("evaluate"), hidden=True),
 }
 
-
-#: What bad input raises (the project's convention); TypeError is left out on purpose: from the
-#: command line every argument is a string, so a TypeError there is a bug.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError,
-                                               IsADirectoryError, NotADirectoryError, FileExistsError)
-
-
-def run_command(main_fn: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """``main_fn(argv)`` with the one-line reporting of user errors described above."""
-    try:
-        return int(main_fn(argv) or 0)
-    except USER_ERRORS as err:
-        if os.environ.get("DIFFTTED_DEBUG", "").strip() not in {"", "0"}:
-            raise
-        message = " ".join(str(err).split()) or type(err).__name__
-        print(f"error: {message}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-
-
-def _usage() -> str:
-    lines = ["usage: python -m difftted COMMAND [ARGS]", "", "commands:"]
-    lines += [f"  {name:<18} {help_}" for name, (_, help_) in COMMANDS.items()]
-    return "\n".join(lines)
+#: ``run_command(main_fn, argv) -> int`` with this dispatcher's debug variable.
+run_command = functools.partial(commands.run_command, debug_env=DEBUG_ENV)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in {"-h", "--help"}:
-        print(_usage())
-        return 0 if argv else 2
-    name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        print(f"error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
-        return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    return run_command(module.main, rest)
+    return commands.dispatch("python -m difftted", COMMANDS, argv, debug_env=DEBUG_ENV)
 
 
 if __name__ == "__main__":

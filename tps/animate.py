@@ -185,7 +185,7 @@ def animate(
     return write_video(out_path, chunks, info.fps, audio=info.path if audio and info.has_audio else None)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tps animate", description="Animate a photo with a driving video (TPSMM demo)."
     )
@@ -204,7 +204,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.threads is not None:
         torch.set_num_threads(max(1, args.threads))

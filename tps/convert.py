@@ -65,7 +65,7 @@ def convert(checkpoint: str | Path, config: TPSConfig, out: str | Path) -> Path:
     return model.save_pretrained(out)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tps convert", description=__doc__.split("\n\n")[1])
     parser.add_argument("checkpoint", help="official *.pth.tar (read with torch.load(weights_only=True))")
     parser.add_argument("--config", required=True, help=f"preset ({', '.join(PRESETS)}) or a config file")
@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = Path(args.out)
     if (out / "model.safetensors").exists() and not args.force:

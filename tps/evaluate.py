@@ -295,7 +295,7 @@ def _clip_frames(store: FrameStore, clip: Clip, max_frames: int | None) -> np.nd
     return store.frames(clip)[:max_frames]
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tps evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", required=True, help="a TPSMotionModel folder (config.json + model.safetensors)")
     parser.add_argument("--data", required=True, nargs="+", help="TED384 root (its test split), folders or videos")
@@ -326,7 +326,7 @@ def _write_outputs(rows: list[ClipMetrics], mean: ClipMetrics, json_path: str | 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.max_frames is not None and args.max_frames < 1:

@@ -325,7 +325,7 @@ class Trainer:
         acc.wait_for_everyone()
         return folder
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tps train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="training config json (configs/tps/*.json)")
     parser.add_argument("--data", required=True, help="TED384 root, a folder of videos/frame folders, or one video")
@@ -340,7 +340,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = TrainConfig.load(args.config)

@@ -4,9 +4,9 @@
         [--guidance 1.15 2 3] [--seeds 0 1] [--seconds 8]
 
 For each guidance scale, samples the first test clip of the motion dataset (its first frame as
-the photo, its speech) with the training run's validation sampler (`difftted.train.Validator`,
+the photo, its speech) with the training run's validation sampler (`difftted.training.train.Validator`,
 the run's scheduler and step count) once per seed, and prints the mean of BC, jitter, spread
-(`difftted.metrics.motion_spread`) and L1 to the real motion, beside the real motion's own.
+(`difftted.evaluation.metrics.motion_spread`) and L1 to the real motion, beside the real motion's own.
 This is how the recipes in docs/demo_weights.md were compared and how the bundled guidance
 scale was chosen: the one whose spread comes closest to the real motion's.
 """
@@ -24,11 +24,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from difftted.dataset import load_manifest
-from difftted.denoiser import KeypointDenoiser
-from difftted.keypoints import KeypointStats, MotionCoding
-from difftted.train import Validator
-from difftted.train_config import TrainConfig
+from difftted.data.dataset import load_manifest
+from difftted.motion.denoiser import KeypointDenoiser
+from difftted.motion.keypoints import KeypointStats, MotionCoding
+from difftted.training.train import Validator
+from difftted.training.train_config import MotionTrainConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if not config.is_file():
         print(f"error: {config} not found (--checkpoint must lie in a training run folder)", file=sys.stderr)
         return 2
-    cfg = TrainConfig.load(config).replace(validation_seconds=args.seconds)
+    cfg = MotionTrainConfig.load(config).replace(validation_seconds=args.seconds)
     meta = json.loads((args.checkpoint / "pipeline.json").read_text())
     coding = MotionCoding(KeypointStats.from_dict(meta["keypoint_stats"]),
                           KeypointStats.from_dict(meta["offset_stats"]) if "offset_stats" in meta else None)

@@ -8,7 +8,7 @@ Reads the real media of ``../shared/data`` (never copied into the repository) an
                                            `python -m difftted build-dataset --layout ted384`
     OUT/manifest.json                      source, crop box, split, frames and fps of each clip
 
-- Talking clips are cropped TED-style around head and torso with `difftted.person.find_crop`
+- Talking clips are cropped TED-style around head and torso with `difftted.pipeline.person.find_crop`
   (the crop the pipeline applies to a photo at inference), computed once per clip on its first
   frame, then resized to SIZE with Lanczos; their sound is kept.
 - The TED 384 clip ``ted_silent/ted_driving_384.mp4`` is resized whole.
@@ -36,7 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-from difftted.person import find_crop
+from difftted.pipeline.person import find_crop
 from tps.video import iter_frames, video_info, write_video
 
 logger = logging.getLogger("prepare_data")

@@ -27,7 +27,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
 def test_import_does_no_work():
     """Importing app.py parses no arguments and loads neither torch nor the pipeline."""
     code = ("import sys; sys.argv = ['app.py', '--not-an-option']; import app; "
-            "loaded = [m for m in ('torch', 'difftted.pipeline', 'difftted.weights') if m in sys.modules]; "
+            "loaded = [m for m in ('torch', 'difftted.pipeline', 'difftted.pipeline.weights') if m in sys.modules]; "
             "print('loaded:', loaded)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=_clean_env(),
                           capture_output=True, text=True, timeout=120)
@@ -108,7 +108,7 @@ def _video_path(value) -> Path:
 
 @pytest.mark.slow
 def test_generate_endpoint_returns_an_mp4_with_video_and_audio(served_demo, small_photo, short_speech, tmp_path):
-    from difftted.video import stream_codecs
+    from tests.media import stream_codecs
     from tps.video import video_info
 
     client = _client(served_demo, tmp_path)

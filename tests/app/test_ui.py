@@ -1,4 +1,4 @@
-"""difftted.ui: the app's logic without a server (input checks, seeds, keypoint views, beat plot)."""
+"""difftted.interfaces.ui: the app's logic without a server (input checks, seeds, keypoint views, beat plot)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from difftted import ui
-from difftted.person import CropBox
+from difftted.interfaces import plotting, ui
+from difftted.pipeline.person import CropBox
 
 
 # ------------------------------------------------------------------------------------- inputs
@@ -86,7 +86,7 @@ def test_draw_keypoints_colours_each_transform():
     points[1] += 3.0  # the dots move with the keypoints
     out = ui.draw_keypoints(frames, points, radius=3)
     assert (frames == 255).all(), "the input frames must not be modified"
-    colour0, colour1 = ui._palette(2)
+    colour0, colour1 = plotting._palette(2)
     np.testing.assert_array_equal(out[0, 10, 10], colour0)
     np.testing.assert_array_equal(out[0, 40, 50], colour1)
     np.testing.assert_array_equal(out[1, 13, 13], colour0)
@@ -103,7 +103,7 @@ def test_draw_keypoints_checks_shapes():
 
 # ---------------------------------------------------------------------------------- beat plot
 def test_beat_figure_marks_onsets_and_motion_beats():
-    from difftted import metrics
+    from difftted.evaluation import metrics
 
     fps, sr = 25.0, 16000
     t = np.arange(2 * sr) / sr
@@ -135,7 +135,7 @@ def test_beat_figure_without_motion_beats_says_undefined():
 
 # --------------------------------------------------------------------------------- generation
 def test_generate_writes_both_videos_and_repeats_with_a_seed(app_pipeline, small_photo, short_speech, tmp_path):
-    from difftted.video import stream_codecs
+    from tests.media import stream_codecs
     from tps.video import video_info
 
     settings = ui.GenerationSettings(seed=5, output="crop")

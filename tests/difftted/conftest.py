@@ -19,7 +19,7 @@ def mocap_keypoints(shared_data: Path) -> np.ndarray:
     the decimated rate they move at 0.5 m/s. So the rows are spread over the declared duration.
     The first row is a glitch (the root rotation jumps back to zero after it) and is skipped.
     """
-    from difftted.mocap import bvh_keypoints, read_bvh
+    from difftted.data.mocap import bvh_keypoints, read_bvh
 
     path = shared_data / BVH_NAME
     if not path.is_file():
@@ -33,7 +33,7 @@ def mocap_keypoints(shared_data: Path) -> np.ndarray:
 @pytest.fixture(scope="session")
 def mocap_audio(shared_data: Path) -> tuple[np.ndarray, int]:
     """The speech that goes with :func:`mocap_keypoints` (16 kHz mono)."""
-    from difftted.audio import load_audio
+    from difftted.audio.features import load_audio
 
     path = shared_data / "mocap/2_scott_0_1_1.wav"
     if not path.is_file():
@@ -50,7 +50,7 @@ def make_tiny_denoiser():
 def _tiny_denoiser(seed: int = 0, **overrides):
     import torch
 
-    from difftted.denoiser import KeypointDenoiser
+    from difftted.motion.denoiser import KeypointDenoiser
 
     torch.manual_seed(seed)
     config = dict(num_keypoints=50, audio_dim=8, hidden_dim=32, num_layers=2, num_heads=4, mlp_ratio=2.0,
@@ -72,7 +72,7 @@ def fit_denoiser(model, scheduler, motion, audio=None, *, window: int, steps: in
     """
     import torch
 
-    from difftted.denoiser import sample_condition_drop
+    from difftted.motion.denoiser import sample_condition_drop
 
     g = torch.Generator().manual_seed(seed)
     ctx_len = model.config.context_frames
@@ -120,8 +120,8 @@ def mocap_training_data(mocap_keypoints, mocap_audio):
     """The mocap sequence normalised ``[F, 100]`` with its aligned audio features ``[F, 18]``."""
     import torch
 
-    from difftted.audio import AudioFeatureConfig, AudioFeatureExtractor
-    from difftted.keypoints import KeypointStats
+    from difftted.audio.features import AudioFeatureConfig, AudioFeatureExtractor
+    from difftted.motion.keypoints import KeypointStats
 
     stats = KeypointStats.from_sequences([mocap_keypoints])
     motion = torch.from_numpy(stats.normalize(mocap_keypoints).reshape(len(mocap_keypoints), -1))
@@ -133,7 +133,7 @@ def mocap_training_data(mocap_keypoints, mocap_audio):
 @pytest.fixture(scope="session")
 def trained_mocap_model(mocap_training_data):
     """A small denoiser trained on the whole real mocap sequence (shared by the sampling tests)."""
-    from difftted.sampling import make_scheduler
+    from difftted.motion.sampling import make_scheduler
 
     _, motion, audio = mocap_training_data
     model = _tiny_denoiser(seed=0, audio_dim=audio.shape[1], hidden_dim=64, num_layers=3, max_frames=16,
@@ -146,10 +146,10 @@ def trained_mocap_model(mocap_training_data):
 @pytest.fixture(scope="session")
 def build_mocap_dataset(mocap_keypoints, mocap_audio):
     """A function ``(out, clips) -> out`` writing a dataset of real motion (the BEAT capture,
-    50 keypoints at 25 fps) with its speech, in the format of ``difftted.dataset``; ``clips`` are
+    50 keypoints at 25 fps) with its speech, in the format of ``difftted.data.dataset``; ``clips`` are
     ``(id, split, first frame, end frame)``."""
-    from difftted.audio import AudioFeatureConfig, AudioFeatureExtractor
-    from difftted.dataset import finalize_dataset, save_clip
+    from difftted.audio.features import AudioFeatureConfig, AudioFeatureExtractor
+    from difftted.data.dataset import finalize_dataset, save_clip
 
     def build(out: Path, clips: list[tuple[str, str, int, int]]) -> Path:
         cfg, (wave, sr) = AudioFeatureConfig(), mocap_audio

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from difftted.audio import AudioFeatureConfig, AudioFeatureExtractor, load_audio
+from difftted.audio.features import AudioFeatureConfig, AudioFeatureExtractor, load_audio
 
 SR = 16000
 

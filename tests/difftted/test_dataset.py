@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from difftted import dataset as ds
-from difftted.dataset_layouts import discover, parse_clip_name, parse_mraa_csv
+from difftted.data import dataset as ds
+from difftted.data.dataset_layouts import discover, parse_clip_name, parse_mraa_csv
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_build_dataset_folder_layout(tmp_path, shared_data, detector_dir):
         assert feats.shape == (entry["frames"], dim) and np.isfinite(feats).all()
         assert int(data["sample_rate"]) == manifest["audio_config"]["sample_rate"]
         assert data["waveform"].shape[0] == pytest.approx(entry["duration"] * int(data["sample_rate"]), rel=0.05)
-    from difftted.keypoints import KeypointStats
+    from difftted.motion.keypoints import KeypointStats
 
     stats = KeypointStats.load(out / "keypoint_stats.json")
     all_kp = np.concatenate([np.load(out / e["file"])["keypoints"] for e in manifest["clips"]])
@@ -152,7 +152,7 @@ def test_build_dataset_ted384_layout_with_audio_beside(tmp_path, shared_data, de
     clips = discover(root)
     assert [(c.clip_id, c.split) for c in clips] == [(clip, "train"), ("short#0#45", "test")]
     opts = ds.BuildOptions(fps=25.0, window=120, batch_size=32, progress=False)
-    from difftted.audio import AudioFeatureExtractor
+    from difftted.audio.features import AudioFeatureExtractor
     from tps.model import TPSMotionModel
 
     manifest = ds.build_dataset(clips, TPSMotionModel.from_pretrained(detector_dir), AudioFeatureExtractor(),

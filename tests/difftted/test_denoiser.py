@@ -1,4 +1,4 @@
-"""difftted.denoiser and difftted.keypoints: shapes, conditioning, CFG dropout, save/load."""
+"""difftted.motion.denoiser and difftted.motion.keypoints: shapes, conditioning, CFG dropout, save/load."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from difftted.denoiser import KeypointDenoiser, sample_condition_drop
-from difftted.keypoints import KeypointStats
+from difftted.motion.denoiser import KeypointDenoiser, sample_condition_drop
+from difftted.motion.keypoints import KeypointStats
 
 KP = 100
 
@@ -150,7 +150,7 @@ def test_stats_from_official_difftted_files(shared_data: Path):
 
 
 def test_motion_coding_round_trips_and_anchors_offsets_at_the_source():
-    from difftted.keypoints import MotionCoding
+    from difftted.motion.keypoints import MotionCoding
 
     rng = np.random.default_rng(0)
     stats = KeypointStats(mean=rng.normal(size=(50, 2)), std=rng.uniform(0.1, 1, size=(50, 2)))

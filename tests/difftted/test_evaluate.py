@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from difftted import evaluate, metrics
+from difftted.evaluation import evaluate
+from difftted.evaluation import metrics
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, build_mocap_dataset):
-    from difftted.motion_ae import train_motion_ae
+    from difftted.training.motion_ae import train_motion_ae
 
     root = tmp_path_factory.mktemp("evaluate")
     data = build_mocap_dataset(root / "data", [("a", "test", 0, 150), ("b", "test", 150, 300), ("c", "train", 300, 700)])

@@ -1,11 +1,11 @@
-"""difftted.metrics on hand-made signals with known answers, and on real motion."""
+"""difftted.evaluation.metrics on hand-made signals with known answers, and on real motion."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from difftted import metrics
+from difftted.evaluation import metrics
 
 SR = 16000
 FPS = 25.0

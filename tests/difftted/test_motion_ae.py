@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from difftted.keypoints import KeypointStats
-from difftted.motion_ae import MotionAutoencoder, main
+from difftted.motion.keypoints import KeypointStats
+from difftted.training.motion_ae import MotionAutoencoder, main
 
 
 def test_encode_shapes_and_errors():

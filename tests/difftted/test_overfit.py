@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from difftted.metrics import l1_distance
-from difftted.sampling import make_scheduler, sample_motion, swap_scheduler
+from difftted.evaluation.metrics import l1_distance
+from difftted.motion.sampling import make_scheduler, sample_motion, swap_scheduler
 
 WINDOW = 16
 START = 400  # 16 s into the capture: the speaker is gesturing
@@ -59,7 +59,7 @@ def test_mocap_keypoints_come_from_a_rigid_skeleton(shared_data, mocap_keypoints
     projected keypoints fill [-0.9, 0.9] and move."""
     import numpy as np
 
-    from difftted.mocap import forward_kinematics, read_bvh
+    from difftted.data.mocap import forward_kinematics, read_bvh
 
     bvh = read_bvh(shared_data / "mocap/2_scott_0_1_1.bvh")
     world = forward_kinematics(bvh)  # [F, J, 3]

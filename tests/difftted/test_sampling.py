@@ -1,4 +1,4 @@
-"""difftted.sampling: CFG, schedulers, seeds, windows whose overlap is held, seams of real motion."""
+"""difftted.motion.sampling: CFG, schedulers, seeds, windows whose overlap is held, seams of real motion."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from difftted.denoiser import KeypointDenoiser
-from difftted.sampling import (SCHEDULERS, Window, apply_guidance, make_scheduler, plan_windows, sample_motion,
+from difftted.motion.denoiser import KeypointDenoiser
+from difftted.motion.sampling import (SCHEDULERS, Window, apply_guidance, make_scheduler, plan_windows, sample_motion,
                                swap_scheduler)
 
 KP = 100

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from difftted import train
-from difftted.train_config import TrainConfig
-from difftted.train_state import checkpoints
+from difftted.training import train
+from difftted.training.train_config import MotionTrainConfig
+from difftted.training.train_state import checkpoints
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "difftted" / "tiny.json"
 
@@ -35,7 +35,7 @@ def _validations(run: Path) -> list[dict]:
 
 
 def test_window_dataset(dataset_dir):
-    from difftted.data import KeypointWindowDataset
+    from difftted.data.windows import KeypointWindowDataset
 
     data = KeypointWindowDataset(dataset_dir, "train", window=16, context_frames=4)
     raw = np.load(dataset_dir / "clips" / "scott_a.npz")["keypoints"]  # [400, 50, 2]
@@ -68,8 +68,8 @@ def test_window_dataset_source_offsets(dataset_dir):
     """``source_offset`` windows hold the offsets from the photo's keypoints; decoding with
     ``source_raw`` gives the clip's keypoints back, and the offset statistics are those of motion
     within a clip (a clip moved as a whole does not change them)."""
-    from difftted.data import KeypointWindowDataset
-    from difftted.keypoints import KeypointStats
+    from difftted.data.windows import KeypointWindowDataset
+    from difftted.motion.keypoints import KeypointStats
 
     data = KeypointWindowDataset(dataset_dir, "train", window=16, context_frames=4, motion_target="source_offset")
     raw = np.load(dataset_dir / "clips" / "scott_a.npz")["keypoints"].astype(np.float32)  # [400, 50, 2]
@@ -103,14 +103,14 @@ def test_config_rejects_unknown_keys(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"learning_rat": 1e-3}))
     with pytest.raises(ValueError, match="learning_rat"):
-        TrainConfig.load(path)
+        MotionTrainConfig.load(path)
     with pytest.raises(ValueError, match="drop_audio"):
-        TrainConfig(drop_audio=1.5)
+        MotionTrainConfig(drop_audio=1.5)
 
 
 def test_train_loss_falls_checkpoints_load_and_resume(tmp_path, dataset_dir):
-    from difftted.denoiser import KeypointDenoiser
-    from difftted.weights import load_components
+    from difftted.motion.denoiser import KeypointDenoiser
+    from difftted.pipeline.weights import load_components
     from tps.model import TPSMotionModel
 
     renderer = TPSMotionModel.from_config("tiny-64").save_pretrained(tmp_path / "renderer")
@@ -173,8 +173,8 @@ def test_train_two_cpu_processes(tmp_path, dataset_dir):
 def test_train_source_offsets_to_a_pipeline(tmp_path, dataset_dir):
     """A denoiser trained on offsets writes offset_stats into pipeline.json, and the pipeline
     built from it decodes its samples around the photo's keypoints."""
-    from difftted.keypoints import KeypointStats
-    from difftted.weights import load_components
+    from difftted.motion.keypoints import KeypointStats
+    from difftted.pipeline.weights import load_components
     from tps.model import TPSMotionModel
 
     cfg = json.loads(CONFIG.read_text())
@@ -204,7 +204,7 @@ def test_loss_terms_of_a_known_error():
     acceleration error (4e)^2, weighted as the config says; a zero weight leaves a term out."""
     from diffusers import DDPMScheduler
 
-    from difftted.keypoints import KeypointStats, MotionCoding
+    from difftted.motion.keypoints import KeypointStats, MotionCoding
 
     torch.manual_seed(0)
     x0, e = torch.randn(2, 8, 4), 0.1
@@ -213,7 +213,7 @@ def test_loss_terms_of_a_known_error():
              "source_raw": torch.zeros(2, 4), "context": torch.zeros(2, 0, 4), "has_context": torch.zeros(2, dtype=bool)}
     scheduler = DDPMScheduler(num_train_timesteps=10, prediction_type="sample")
     coding = MotionCoding(KeypointStats.identity(2))
-    cfg = TrainConfig(loss_diffusion=1.0, loss_x0=0.5, loss_velocity=2.0, loss_acceleration=0.25, loss_pairwise=0.0)
+    cfg = MotionTrainConfig(loss_diffusion=1.0, loss_x0=0.5, loss_velocity=2.0, loss_acceleration=0.25, loss_pairwise=0.0)
     losses = train.diffusion_losses(lambda *args, **kwargs: x0 + error, batch, scheduler, cfg, coding)
     assert losses["loss_diffusion"].item() == pytest.approx(e ** 2)
     assert losses["loss_velocity"].item() == pytest.approx(4 * e ** 2)
@@ -224,4 +224,4 @@ def test_loss_terms_of_a_known_error():
                                     cfg.replace(loss_acceleration=0.0), coding)
     assert "loss_acceleration" not in no_acc
     with pytest.raises(ValueError, match="loss_acceleration"):
-        TrainConfig(loss_acceleration=-1.0)
+        MotionTrainConfig(loss_acceleration=-1.0)

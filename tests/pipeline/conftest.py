@@ -20,9 +20,9 @@ def build_tiny_pipeline(seed: int = 0, **denoiser_overrides):
     ``denoiser_overrides`` go to the `KeypointDenoiser` (e.g. ``motion_target``)."""
     from diffusers import DDIMScheduler
 
-    from difftted.audio import AudioFeatureConfig
-    from difftted.denoiser import KeypointDenoiser
-    from difftted.keypoints import KeypointStats
+    from difftted.audio.features import AudioFeatureConfig
+    from difftted.motion.denoiser import KeypointDenoiser
+    from difftted.motion.keypoints import KeypointStats
     from difftted.pipeline import DiffTEDPipeline
     from tps import TPSMotionModel, get_preset
 

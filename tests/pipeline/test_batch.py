@@ -1,4 +1,4 @@
-"""``difftted.batch``: the jobs table, per-job failure isolation, and 2 CPU processes for real."""
+"""``difftted.interfaces.batch``: the jobs table, per-job failure isolation, and 2 CPU processes for real."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from difftted.batch import read_jobs, run_job
+from difftted.interfaces.batch import read_jobs, run_job
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,7 +59,7 @@ def test_a_failing_job_is_reported_not_raised(tiny_pipeline, tmp_path, astronaut
 
 @pytest.mark.slow
 def test_two_cpu_processes_split_jobs_and_gather_results(tmp_path, tiny_pipeline_dir, astronaut_path, speech_path):
-    from difftted.video import stream_codecs
+    from tests.media import stream_codecs
 
     shutil.copy(astronaut_path, tmp_path / "photo.png")
     wave, sr = soundfile.read(str(speech_path), dtype="float32")

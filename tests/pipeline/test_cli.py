@@ -114,7 +114,7 @@ def test_bad_input_is_refused_before_loading_weights(runs):
 
 
 def test_good_input_writes_the_video(runs, files):
-    from difftted.video import stream_codecs
+    from tests.media import stream_codecs
 
     run = runs["good"]
     assert run.returncode == 0, run.stderr

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from difftted import weights as weights_module
+from difftted.pipeline import weights as weights_module
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,7 @@ def test_default_weights_animate_the_example_photo(default_pipeline, tmp_path: P
     assert np.abs(kp).max() <= 1.0
     # The weights' defaults (pipeline.json): motion relative to its first frame, which is the
     # photo's own keypoints, and motion that stays near the photo (offsets, not a new layout).
-    from difftted.person import load_image
+    from difftted.pipeline.person import load_image
 
     assert default_pipeline.relative_motion and default_pipeline.motion_coding.target == "source_offset"
     photo = load_image(REPO / "examples" / "astronaut.png")

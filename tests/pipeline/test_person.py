@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-from difftted.person import CropBox, PasteBack, crop_to_tensor, feather_mask, find_crop, fit_photo, load_image
+from difftted.pipeline.person import CropBox, PasteBack, crop_to_tensor, feather_mask, find_crop, fit_photo, load_image
 
 # The astronaut's face in skimage.data.astronaut() (512x512), measured by hand on the image:
 # forehead to chin, ear to ear.
@@ -60,7 +60,7 @@ def test_person_in_a_wide_photo_is_found_off_centre(astronaut):
 
 def test_blank_image_gives_centred_crop_and_warning(caplog):
     blank = np.full((300, 500, 3), 128, np.uint8)
-    with caplog.at_level(logging.WARNING, logger="difftted.person"):
+    with caplog.at_level(logging.WARNING, logger="difftted.pipeline.person"):
         person = find_crop(blank)
     assert person.method == "none"
     assert person.box == CropBox(100, 0, 300)

@@ -9,7 +9,7 @@ import torch
 from skimage import data
 
 from difftted import DiffTEDPipeline, DiffTEDPipelineOutput
-from difftted.video import stream_codecs
+from tests.media import stream_codecs
 from tps.video import read_video, video_info
 
 TINY_FPS = 25.0  # the tiny pipeline's model rate (tests/pipeline/conftest.py)
@@ -127,7 +127,7 @@ def test_silent_or_empty_audio_is_refused(tiny_pipeline, wave, message):
 
 
 def test_mismatched_components_are_refused(tiny_pipeline):
-    from difftted.keypoints import KeypointStats
+    from difftted.motion.keypoints import KeypointStats
 
     with pytest.raises(ValueError, match="keypoints"):
         DiffTEDPipeline(tiny_pipeline.denoiser, tiny_pipeline.scheduler, tiny_pipeline.renderer,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from difftted import weights
-from difftted.weights import WeightsNotFoundError, looks_like_repo_id, resolve_weights
+from difftted.pipeline import weights
+from difftted.pipeline.weights import WeightsNotFoundError, looks_like_repo_id, resolve_weights
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_repo_id_recognition(text, expected):
 
 
 def test_pipeline_json_format_is_checked(tiny_pipeline_dir, tmp_path):
-    from difftted.weights import load_components
+    from difftted.pipeline.weights import load_components
 
     copy = shutil.copytree(tiny_pipeline_dir, tmp_path / "copy")
     meta = json.loads((copy / "pipeline.json").read_text())

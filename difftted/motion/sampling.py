@@ -28,7 +28,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
-from difftted.denoiser import KeypointDenoiser
+from difftted.motion.denoiser import KeypointDenoiser
 
 logger = logging.getLogger(__name__)
 

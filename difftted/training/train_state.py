@@ -3,8 +3,8 @@
 ``checkpoint-<step>/``::
 
     denoiser/                    KeypointDenoiser.save_pretrained of the EMA weights
-    scheduler/                   the inference scheduler's config (TrainConfig.inference_scheduler)
-    pipeline.json                fps, audio config, keypoint stats, sampling defaults (difftted.weights)
+    scheduler/                   the inference scheduler's config (MotionTrainConfig.inference_scheduler)
+    pipeline.json                fps, audio config, keypoint stats, sampling defaults (difftted.pipeline.weights)
     training_state/
         model.safetensors        the raw (non-EMA) weights
         optimizer.safetensors    the optimiser's tensors, keyed "<param index>.<name>"
@@ -33,9 +33,9 @@ STATE_DIR = "training_state"
 
 def save_pipeline_parts(folder: Path, model, cfg, manifest: dict, coding) -> Path:
     """``denoiser/``, ``scheduler/`` and ``pipeline.json`` of ``model`` (its current weights);
-    ``coding`` is the run's `difftted.keypoints.MotionCoding` (its statistics go to pipeline.json)."""
-    from difftted.audio import AudioFeatureConfig
-    from difftted.weights import write_pipeline_json
+    ``coding`` is the run's `difftted.motion.keypoints.MotionCoding` (its statistics go to pipeline.json)."""
+    from difftted.audio.features import AudioFeatureConfig
+    from difftted.pipeline.weights import write_pipeline_json
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from difftted.dataset_layouts import ClipSource, SkipClip, decoded_fps, discover, frame_batches, parse_crop
+from difftted.data.dataset_layouts import ClipSource, SkipClip, decoded_fps, discover, frame_batches, parse_crop
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def detect_clip(detector, clip: ClipSource, batch_size: int = 16,
 # ----------------------------------------------------------------------------------- audio
 def clip_audio(clip: ClipSource, sample_rate: int) -> tuple[np.ndarray, int]:
     """The clip's speech ``([S] float32 mono, sr)``, cut to the clip's time range if it has one."""
-    from difftted.audio import load_audio
+    from difftted.audio.features import load_audio
 
     path = clip.audio if clip.audio is not None else clip.video
     if path.is_dir():
@@ -216,7 +216,7 @@ def finalize_dataset(out_dir: str | Path, entries: list[dict], skipped: list[dic
     ``entries`` are what `save_clip` returned; ``audio_config`` the `AudioFeatureConfig` of the
     features. Raises ValueError when no training clip is usable, listing the skipped ones.
     """
-    from difftted.keypoints import KeypointStats
+    from difftted.motion.keypoints import KeypointStats
 
     out_dir = Path(out_dir)
     train = [e for e in entries if e["split"] == "train"]
@@ -246,7 +246,7 @@ def load_manifest(dataset_dir: str | Path) -> dict:
 
 
 # -------------------------------------------------------------------------------- command
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m difftted build-dataset", description=__doc__.split("\n")[0])
     p.add_argument("--videos", required=True, type=Path, help="folder of videos (see --layout)")
     p.add_argument("--detector", required=True, type=Path, help="tps model folder (save_pretrained)")
@@ -264,6 +264,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--audio-config", type=Path, help="json of AudioFeatureConfig fields (default: its defaults)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.fps <= 0 or args.window <= 0 or args.batch_size <= 0:
         p.error(f"--fps, --window and --batch-size must be positive, got {args.fps}, {args.window}, {args.batch_size}")
@@ -275,7 +280,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from difftted.audio import AudioFeatureConfig, AudioFeatureExtractor
+    from difftted.audio.features import AudioFeatureConfig, AudioFeatureExtractor
     from tps.model import TPSMotionModel
 
     opts = BuildOptions(fps=args.fps, window=args.window, batch_size=args.batch_size,

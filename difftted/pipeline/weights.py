@@ -23,7 +23,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 ENV_VAR = "DIFFTTED_WEIGHTS"
-DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 PIPELINE_FILE = "pipeline.json"
 #: The files a pipeline folder must hold: a json or a glob of at least one safetensors file.
 REQUIRED_FILES = (
@@ -43,7 +43,7 @@ HOW_TO_GET = (
     "Get weights by one of: (a) copy a pipeline folder (layout: weights/README.md) into "
     f"{DEFAULT_WEIGHTS_DIR}; (b) pass --weights DIR_OR_HUB_REPO_ID (Python: "
     f"DiffTEDPipeline.from_pretrained(...)) or set {ENV_VAR}; (c) train them: "
-    "`python -m difftted train-renderer` (or `python -m difftted convert-tpsmm` for an official "
+    "`python -m difftted tps train` (or `python -m difftted tps convert` for an official "
     "TPSMM checkpoint), then `python -m difftted train`, as weights/README.md describes."
 )
 
@@ -100,7 +100,7 @@ def check_pipeline_folder(folder: Path, *, origin: str) -> None:
     if len(missing) == len(REQUIRED_FILES):
         raise WeightsNotFoundError(
             f"{origin} holds no DiffTED pipeline (no {PIPELINE_FILE}, denoiser/, scheduler/ or renderer/). "
-            f"Trained weights are not bundled yet. {HOW_TO_GET}"
+            f"The demo weights ship in the repository's weights/ folder ({DEFAULT_WEIGHTS_DIR}). {HOW_TO_GET}"
         )
     if missing:
         raise WeightsNotFoundError(f"{origin} is incomplete: missing {', '.join(missing)}. {HOW_TO_GET}")
@@ -151,9 +151,9 @@ def load_components(folder: Path) -> dict:
     import diffusers
     from diffusers import SchedulerMixin
 
-    from difftted.audio import AudioFeatureConfig
-    from difftted.denoiser import KeypointDenoiser
-    from difftted.keypoints import KeypointStats
+    from difftted.audio.features import AudioFeatureConfig
+    from difftted.motion.denoiser import KeypointDenoiser
+    from difftted.motion.keypoints import KeypointStats
     from tps import TPSMotionModel
 
     check_pipeline_folder(folder, origin=f"weights folder {str(folder)!r}")

@@ -18,7 +18,7 @@ itself, or the id followed by ``_`` or ``-`` and anything (``<id>_sample1.npz``)
 ``--ground-truth`` is a dataset folder (its ``--split`` clips, all splits when omitted) or
 files in the formats above. The ground-truth row measures the same clips that some row matched.
 
-Columns (difftted.metrics): BC (higher is better), Diversity (of motion-autoencoder features of
+Columns (difftted.evaluation.metrics): BC (higher is better), Diversity (of motion-autoencoder features of
 non-overlapping windows), FGD (Frechet distance of those features to the ground truth's), L1 to
 the ground truth (keypoint units, generated resampled to the ground truth's fps), jitter (mean
 acceleration, keypoint units / s^2), spread (mean distance of a keypoint from its mean position:
@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from difftted import metrics
-from difftted.dataset import resample_keypoints
-from difftted.dataset_layouts import AUDIO_SUFFIXES, VIDEO_SUFFIXES
+from difftted.evaluation import metrics
+from difftted.data.dataset import resample_keypoints
+from difftted.data.dataset_layouts import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
@@ -93,16 +93,16 @@ def load_clip_file(path: Path, fps: float, detector=None) -> Clip:
     if clip.waveform is None:
         audio = next((path.with_suffix(s) for s in AUDIO_SUFFIXES if path.with_suffix(s).is_file()), None)
         if audio is not None:
-            from difftted.audio import load_audio
+            from difftted.audio.features import load_audio
 
             clip.waveform, clip.sample_rate = load_audio(audio, AUDIO_RATE)
     return clip
 
 
 def _video_clip(path: Path, detector) -> Clip:
-    from difftted.audio import load_audio
-    from difftted.dataset import detect_clip
-    from difftted.dataset_layouts import ClipSource
+    from difftted.audio.features import load_audio
+    from difftted.data.dataset import detect_clip
+    from difftted.data.dataset_layouts import ClipSource
 
     if detector is None:
         raise ValueError(f"{path} is a video: pass --detector TPS_DIR to detect its keypoints")
@@ -135,8 +135,8 @@ def load_ground_truth(items: list[str], split: str | None, fps: float, detector)
     """Ground-truth clips by name, from a dataset folder (one item) or clip files."""
     root = Path(items[0])
     if len(items) == 1 and (root / "manifest.json").is_file():
-        from difftted.data import load_clip
-        from difftted.dataset import load_manifest
+        from difftted.data.windows import load_clip
+        from difftted.data.dataset import load_manifest
 
         clips = {}
         for entry in load_manifest(root)["clips"]:
@@ -212,7 +212,7 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
 
 
 # ---------------------------------------------------------------------------------- command
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m difftted evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--generated", action="append", nargs="+", required=True, metavar="DIR_OR_FILE",
                    help="generated clips; repeat the option for more rows")
@@ -224,7 +224,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of Diversity's random pairing")
     p.add_argument("--json", type=Path, help="also write the table as json here")
     p.add_argument("--no-progress", action="store_true")
-    return p.parse_args(argv)
+    return p
 
 
 def _row_name(items: list[str], index: int) -> str:
@@ -232,7 +232,7 @@ def _row_name(items: list[str], index: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.fps <= 0:
         print(f"error: --fps must be positive, got {args.fps}", file=sys.stderr)
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             detector = TPSMotionModel.from_pretrained(args.detector).eval()
         motion_ae = None
         if args.motion_ae is not None:
-            from difftted.motion_ae import MotionAutoencoder
+            from difftted.training.motion_ae import MotionAutoencoder
 
             motion_ae = MotionAutoencoder.from_pretrained(args.motion_ae, use_safetensors=True).eval()
         truth = load_ground_truth(args.ground_truth, args.split, args.fps, detector)

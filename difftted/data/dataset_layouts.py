@@ -1,6 +1,6 @@
 """Where the clips of a dataset come from: input layouts, MRAA's csv, frame reading.
 
-Used by `difftted.dataset` (the ``build-dataset`` command); its docstring describes the layouts
+Used by `difftted.data.dataset` (the ``build-dataset`` command); its docstring describes the layouts
 (``folder``, ``ted384``, ``mraa-csv``) and the repair of the MRAA csv's known defect.
 """
 

@@ -19,7 +19,7 @@ the window start, which is closest to inference: the photo is one frame of the p
 first frame of the motion. ``source_frame="start"`` uses the window's first frame (deterministic,
 for validation).
 
-``motion_target`` (`difftted.keypoints.MOTION_TARGETS`) says what ``keypoints`` and ``context``
+``motion_target`` (`difftted.motion.keypoints.MOTION_TARGETS`) says what ``keypoints`` and ``context``
 hold: ``"absolute"`` keypoints normalised by the dataset's `KeypointStats`, or
 ``"source_offset"``: their offsets from the source frame, normalised by offset statistics
 (`KeypointStats.offsets_from_sequences` over the split's clips unless given). ``self.coding``
@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from difftted.dataset import load_manifest
-from difftted.keypoints import MOTION_TARGETS, KeypointStats, MotionCoding
+from difftted.data.dataset import load_manifest
+from difftted.motion.keypoints import MOTION_TARGETS, KeypointStats, MotionCoding
 
 logger = logging.getLogger(__name__)
 

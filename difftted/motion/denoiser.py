@@ -1,7 +1,7 @@
 """The keypoint denoiser: a transformer encoder over frames, conditioned on speech and a photo.
 
 Each frame ``t`` becomes one token, the sum of
-- the noisy keypoints ``x_t`` (``[N*2]``, normalised, see :mod:`difftted.keypoints`), projected,
+- the noisy keypoints ``x_t`` (``[N*2]``, normalised, see :mod:`difftted.motion.keypoints`), projected,
 - the frame's audio feature (``[D]``, :mod:`difftted.audio`) projected, or a learned null
   embedding where the audio is dropped (classifier-free guidance),
 - the SOURCE photo's keypoints projected: the same for every frame. DiffTED conditions on ground
@@ -14,8 +14,8 @@ missing or dropped context slots hold a learned null token. The output at the fr
 prediction named by ``prediction_type`` (diffusers' names: ``"epsilon"``, ``"sample"`` = x0,
 ``"v_prediction"``); the model computes the same thing for each, the type tells the training loss
 and the scheduler what the numbers mean. ``motion_target`` says what the samples are
-(`difftted.keypoints.MOTION_TARGETS`): absolute keypoints, or offsets from the source photo's;
-`difftted.keypoints.MotionCoding` converts.
+(`difftted.motion.keypoints.MOTION_TARGETS`): absolute keypoints, or offsets from the source photo's;
+`difftted.motion.keypoints.MotionCoding` converts.
 
 Defaults follow DiffTED's denoiser (width 256, 8 blocks, 8 heads, MLP ratio 4, about 6.5M
 parameters here too).
@@ -31,7 +31,7 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from torch import nn
 
-from difftted.keypoints import MOTION_TARGETS
+from difftted.motion.keypoints import MOTION_TARGETS
 
 logger = logging.getLogger(__name__)
 

@@ -75,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"--fps must be positive, got {args.fps}")
 
     # Cheap checks first: nothing heavy is loaded until every input is known to be usable.
-    from difftted.person import load_image
-    from difftted.video import check_output_path, load_speech
-    from difftted.weights import resolve_weights
+    from difftted.pipeline.person import load_image
+    from difftted.audio.speech import load_speech
+    from difftted.pipeline.output import check_output_path
+    from difftted.pipeline.weights import resolve_weights
 
     out = check_output_path(args.out, name="--out")
     photo = load_image(args.image, name="--image")

@@ -107,7 +107,7 @@ class MotionAutoencoder(ModelMixin, ConfigMixin):
         """
         kp = np.asarray(keypoints, dtype=np.float32)
         if fps is not None and abs(fps - self.config.fps) > 1e-6:
-            from difftted.dataset import resample_keypoints
+            from difftted.data.dataset import resample_keypoints
 
             kp = resample_keypoints(kp, fps, self.config.fps)
         kp = torch.as_tensor(kp)
@@ -137,7 +137,7 @@ def train_motion_ae(dataset_dir: str | Path, out_dir: str | Path, *, window: int
     ``out_dir/losses.jsonl`` gets the training loss every 50 steps and the held-out ``test``
     reconstruction loss at the end (where the dataset has a test split).
     """
-    from difftted.data import KeypointWindowDataset
+    from difftted.data.windows import KeypointWindowDataset
 
     torch.manual_seed(seed)
     data = KeypointWindowDataset(dataset_dir, "train", window=window, context_frames=0, source_frame="start")
@@ -180,7 +180,7 @@ def train_motion_ae(dataset_dir: str | Path, out_dir: str | Path, *, window: int
     return model
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m difftted train-motion-ae", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, type=Path, help="dataset folder from build-dataset")
     p.add_argument("--out", required=True, type=Path, help="folder for the model (config.json + safetensors)")
@@ -193,7 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         train_motion_ae(args.data, args.out, window=args.window, feature_dim=args.feature_dim,

@@ -12,11 +12,11 @@ Usage::
     python -m difftted train ...       # one process, no launcher
 
 DATASET_DIR comes from ``python -m difftted build-dataset``; the config is a json of
-`TrainConfig` fields (``denoiser`` holds `KeypointDenoiser` arguments; ``num_keypoints`` and
+`MotionTrainConfig` fields (``denoiser`` holds `KeypointDenoiser` arguments; ``num_keypoints`` and
 ``audio_dim`` default to the dataset's). One optimisation step:
 
 * a window of motion ``x0 [B, T, N*2]`` (normalised keypoints, or their offsets from the source
-  frame's when the denoiser's ``motion_target`` is ``"source_offset"``; `difftted.data`) is
+  frame's when the denoiser's ``motion_target`` is ``"source_offset"``; `difftted.data.windows`) is
   noised to a random DDPM step ``t``;
 * the denoiser predicts ``config.prediction_type`` from ``x_t``, the audio features, the source
   keypoints and the context frames; the audio (``drop_audio``) and the context
@@ -31,7 +31,7 @@ RUN_DIR receives ``losses.jsonl`` (one json line per ``log_every`` steps, valida
 included), ``train_config.json``, and ``checkpoint-<step>/`` folders (at most
 ``checkpoints_total_limit``), each a pipeline folder without renderer (``denoiser/`` with the EMA
 weights, ``scheduler/``, ``pipeline.json`` with the keypoint stats, audio config and fps, as
-`difftted.weights` reads) plus ``training_state/`` for ``--resume`` (raw weights and optimiser
+`difftted.pipeline.weights` reads) plus ``training_state/`` for ``--resume`` (raw weights and optimiser
 state as safetensors + json: no pickles). ``RUN_DIR/final/`` holds the last EMA weights, and the
 renderer too when ``--renderer`` is given, which makes it a complete pipeline folder.
 """
@@ -53,9 +53,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from difftted.keypoints import MotionCoding
-from difftted.train_config import TrainConfig
-from difftted.train_state import (latest_checkpoint, load_training_state, prune_checkpoints,
+from difftted.motion.keypoints import MotionCoding
+from difftted.training.train_config import MotionTrainConfig
+from difftted.training.train_state import (latest_checkpoint, load_training_state, prune_checkpoints,
                                   save_checkpoint)
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ logger = logging.getLogger(__name__)
 LOSSES_FILE = "losses.jsonl"
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m difftted train", description="train the keypoint denoiser")
     p.add_argument("--config", required=True, type=Path, help="training config json (configs/difftted/)")
     p.add_argument("--data", required=True, type=Path, help="dataset folder from build-dataset")
@@ -73,10 +73,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--renderer", type=Path, help="tps model folder copied into RUN_DIR/final/renderer")
     p.add_argument("--cpu", action="store_true", help="train on CPU even where a GPU exists")
     p.add_argument("--no-progress", action="store_true")
-    return p.parse_args(argv)
+    return p
 
 
-def diffusion_losses(model, batch: dict[str, torch.Tensor], scheduler, cfg: TrainConfig,
+def diffusion_losses(model, batch: dict[str, torch.Tensor], scheduler, cfg: MotionTrainConfig,
                      coding: MotionCoding) -> dict[str, torch.Tensor]:
     """The weighted loss terms of one batch (see the module docstring); ``"loss"`` is their sum.
 
@@ -128,12 +128,12 @@ class Validator:
 
     The clip is the dataset's first ``test`` clip (else its first ``train`` clip), cut to
     ``validation_seconds``; the photo is its first frame. Metrics: Beat Consistency against the
-    clip's audio, jitter, spread (`difftted.metrics.motion_spread`) and L1 to the ground truth
+    clip's audio, jitter, spread (`difftted.evaluation.metrics.motion_spread`) and L1 to the ground truth
     (keypoint units), next to the ground truth's own BC, jitter and spread.
     """
 
-    def __init__(self, dataset_dir: Path, manifest: dict, coding: MotionCoding, cfg: TrainConfig) -> None:
-        from difftted.data import load_clip
+    def __init__(self, dataset_dir: Path, manifest: dict, coding: MotionCoding, cfg: MotionTrainConfig) -> None:
+        from difftted.data.windows import load_clip
 
         entries = [e for e in manifest["clips"] if e["split"] == "test"] or manifest["clips"]
         clip = load_clip(dataset_dir, entries[0])
@@ -147,15 +147,15 @@ class Validator:
         self.reference = self._measure(self.truth)
 
     def _measure(self, keypoints) -> dict[str, float]:
-        from difftted import metrics
+        from difftted.evaluation import metrics
 
         return {"bc": metrics.beat_consistency(keypoints, self.waveform, self.sample_rate, self.fps),
                 "jitter": metrics.jitter(keypoints, self.fps), "spread": metrics.motion_spread(keypoints)}
 
     @torch.no_grad()
     def __call__(self, model) -> dict[str, float]:
-        from difftted import metrics
-        from difftted.sampling import sample_motion
+        from difftted.evaluation import metrics
+        from difftted.motion.sampling import sample_motion
 
         was_training = model.training
         model.eval()
@@ -191,7 +191,7 @@ class Run:
     """The components of a training run, prepared by accelerate."""
 
     accelerator: object
-    cfg: TrainConfig
+    cfg: MotionTrainConfig
     manifest: dict
     coding: MotionCoding
     model: torch.nn.Module
@@ -209,10 +209,10 @@ def setup(args: argparse.Namespace, accelerator) -> Run:
     from accelerate.utils import set_seed
     from diffusers.training_utils import EMAModel
 
-    from difftted.data import KeypointWindowDataset
-    from difftted.dataset import load_manifest
+    from difftted.data.windows import KeypointWindowDataset
+    from difftted.data.dataset import load_manifest
 
-    cfg = TrainConfig.load(args.config)
+    cfg = MotionTrainConfig.load(args.config)
     manifest = load_manifest(args.data)
     if args.max_steps is not None:
         cfg = cfg.replace(max_steps=args.max_steps)
@@ -281,7 +281,7 @@ def validate_and_save(run: Run, validate: bool, checkpoint: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse_args(argv)
+    args = build_parser().parse_args(argv)
     from accelerate import Accelerator
 
     acc = Accelerator(cpu=args.cpu)
@@ -342,7 +342,7 @@ def ema_weights(model, ema) -> Iterator[list[torch.Tensor]]:
 
 
 def _export_final(run: Run, renderer: Path | None) -> None:
-    from difftted.train_state import save_pipeline_parts
+    from difftted.training.train_state import save_pipeline_parts
 
     run_dir, model = run.run_dir, run.accelerator.unwrap_model(run.model)
     with ema_weights(model, run.ema):

@@ -1,6 +1,6 @@
-"""`TrainConfig`: every setting of a denoiser training run, read from a json file.
+"""`MotionTrainConfig`: every setting of a denoiser training run, read from a json file.
 
-The json holds `TrainConfig` fields; unknown keys are errors naming them, so a misspelt setting
+The json holds `MotionTrainConfig` fields; unknown keys are errors naming them, so a misspelt setting
 never falls back silently to its default. ``denoiser`` holds `KeypointDenoiser` arguments
 (``num_keypoints`` and ``audio_dim`` default to the dataset's); the DDPM noise schedule is
 ``num_train_timesteps`` / ``beta_schedule`` / ``beta_start`` / ``beta_end`` (DiffTED: 500 steps,
@@ -18,7 +18,7 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class MotionTrainConfig:
     denoiser: dict[str, Any] = field(default_factory=dict)
     # noise schedule (the denoiser's prediction_type is the scheduler's)
     num_train_timesteps: int = 500
@@ -67,31 +67,31 @@ class TrainConfig:
                      "checkpoint_every", "checkpoints_total_limit", "num_inference_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"TrainConfig.{name} must be a positive int, got {value!r}")
+                raise ValueError(f"MotionTrainConfig.{name} must be a positive int, got {value!r}")
         for name in ("num_workers", "lr_warmup_steps", "validate_every", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"TrainConfig.{name} must be a non-negative int, got {value!r}")
+                raise ValueError(f"MotionTrainConfig.{name} must be a non-negative int, got {value!r}")
         for name in ("drop_audio", "drop_context", "ema_decay"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"TrainConfig.{name} must lie in [0, 1], got {getattr(self, name)!r}")
+                raise ValueError(f"MotionTrainConfig.{name} must lie in [0, 1], got {getattr(self, name)!r}")
         for name in ("loss_diffusion", "loss_x0", "loss_velocity", "loss_acceleration", "loss_pairwise",
                      "weight_decay", "grad_clip"):
             if getattr(self, name) < 0:
-                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+                raise ValueError(f"MotionTrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.learning_rate <= 0 or len(self.adam_betas) != 2:
-            raise ValueError(f"TrainConfig needs learning_rate > 0 and two adam_betas, got "
+            raise ValueError(f"MotionTrainConfig needs learning_rate > 0 and two adam_betas, got "
                              f"{self.learning_rate!r}, {self.adam_betas!r}")
         if not isinstance(self.denoiser, dict):
-            raise TypeError(f"TrainConfig.denoiser must be a dict of KeypointDenoiser arguments, got {self.denoiser!r}")
+            raise TypeError(f"MotionTrainConfig.denoiser must be a dict of KeypointDenoiser arguments, got {self.denoiser!r}")
 
     # ------------------------------------------------------------------------------------ io
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> "MotionTrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known - {"_comment"})
         if unknown:
-            raise ValueError(f"unknown TrainConfig keys {unknown}; known keys: {sorted(known)}")
+            raise ValueError(f"unknown MotionTrainConfig keys {unknown}; known keys: {sorted(known)}")
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,7 +100,7 @@ class TrainConfig:
         return data
 
     @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
+    def load(cls, path: str | Path) -> "MotionTrainConfig":
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"config {str(path)!r} does not exist")
@@ -112,7 +112,7 @@ class TrainConfig:
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> "MotionTrainConfig":
         return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------------------ builders
@@ -131,14 +131,14 @@ class TrainConfig:
         return kwargs
 
     def build_denoiser(self, manifest: dict):
-        from difftted.denoiser import KeypointDenoiser
+        from difftted.motion.denoiser import KeypointDenoiser
 
         return KeypointDenoiser(**self.denoiser_kwargs(manifest))
 
     def build_noise_scheduler(self, manifest: dict):
-        """The DDPM training schedule (:func:`difftted.sampling.make_scheduler`), predicting what
+        """The DDPM training schedule (:func:`difftted.motion.sampling.make_scheduler`), predicting what
         the denoiser predicts."""
-        from difftted.sampling import make_scheduler
+        from difftted.motion.sampling import make_scheduler
 
         prediction = self.denoiser_kwargs(manifest).get("prediction_type", "epsilon")
         return make_scheduler(prediction, self.num_train_timesteps, beta_start=self.beta_start,
@@ -152,3 +152,15 @@ class TrainConfig:
         if not (isinstance(cls, type) and issubclass(cls, diffusers.SchedulerMixin)):
             raise ValueError(f"inference_scheduler {self.inference_scheduler!r} is not a diffusers scheduler")
         return cls.from_config(noise_scheduler.config)
+
+
+def __getattr__(name: str) -> Any:
+    """``TrainConfig``: the old name of `MotionTrainConfig` (deprecated; it collided with
+    `tps.train.TrainConfig`, the renderer's)."""
+    if name == "TrainConfig":
+        import warnings
+
+        warnings.warn("difftted's TrainConfig is renamed MotionTrainConfig; the old name goes away next release",
+                      DeprecationWarning, stacklevel=2)
+        return MotionTrainConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,18 +4,18 @@ The flow::
 
     image + audio
       -> (audio features [T, D], source keypoints [N, 2])      difftted.audio, the renderer's detector
-      -> keypoint diffusion with classifier-free guidance       difftted.denoiser, difftted.sampling
+      -> keypoint diffusion with classifier-free guidance       difftted.motion.denoiser, difftted.motion.sampling
       -> driving keypoints [T, N, 2] in [-1, 1], (x, y)
       -> TPS dense motion + inpainting, frame batches           tps.render
-      -> frames, pasted back into the full photo                difftted.person
-      -> mp4 (H.264 + AAC) carrying the original audio          difftted.video
+      -> frames, pasted back into the full photo                difftted.pipeline.person
+      -> mp4 (H.264 + AAC) carrying the original audio          difftted.pipeline.output
 
 In the style of a diffusers pipeline: components are attributes, ``__call__`` runs numbered steps
 (one small method each), all randomness comes from the caller's ``generator``, and the result is
 a `DiffTEDPipelineOutput`. Rendering, pasting and encoding run chunk by chunk, so a five-minute
 speech needs no more memory than a five-second one when ``output_path`` is given.
 The folder layout of `from_pretrained` / `save_pretrained` is in weights/README.md; finding,
-fetching and reading that folder is `difftted.weights`.
+fetching and reading that folder is `difftted.pipeline.weights`.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from difftted import video as video_io
-from difftted.audio import AudioFeatureConfig, AudioFeatureExtractor
-from difftted.keypoints import KeypointStats, MotionCoding
-from difftted.person import CropBox, ImageInput, PasteBack, crop_to_tensor, find_crop, fit_photo, load_image
-from difftted.sampling import DEFAULT_GUIDANCE_SCALE, sample_motion
+from difftted.audio.speech import AudioInput, Speech, load_speech
+from difftted.pipeline.output import check_output_path, write_talking_video
+from difftted.audio.features import AudioFeatureConfig, AudioFeatureExtractor
+from difftted.motion.keypoints import KeypointStats, MotionCoding
+from difftted.pipeline.person import CropBox, ImageInput, PasteBack, crop_to_tensor, find_crop, fit_photo, load_image
+from difftted.motion.sampling import DEFAULT_GUIDANCE_SCALE, sample_motion
 from tps.render import Renderer
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class DiffTEDPipeline:
     ``renderer`` (`tps.TPSMotionModel`), ``audio_config`` (`AudioFeatureConfig`),
     ``keypoint_stats`` (`KeypointStats`), ``fps`` (the rate the denoiser was trained at), and
     ``offset_stats`` (`KeypointStats`) for a denoiser that samples offsets from the photo's
-    keypoints (``motion_target="source_offset"``, see `difftted.keypoints.MotionCoding`).
+    keypoints (``motion_target="source_offset"``, see `difftted.motion.keypoints.MotionCoding`).
     """
 
     def __init__(self, denoiser: torch.nn.Module, scheduler: Any, renderer: torch.nn.Module,
@@ -120,14 +121,14 @@ class DiffTEDPipeline:
                         device: str | torch.device | None = None) -> "DiffTEDPipeline":
         """Load from a pipeline folder or a Hub repo id (None: ``$DIFFTTED_WEIGHTS``, then
         ``weights/``). Only json and safetensors are read."""
-        from difftted.weights import load_components, resolve_weights
+        from difftted.pipeline.weights import load_components, resolve_weights
 
         pipe = cls(**load_components(resolve_weights(location, revision=revision)))
         return pipe.to(device) if device is not None else pipe
 
     def save_pretrained(self, save_directory: str | Path) -> Path:
         """Write the folder `from_pretrained` reads (layout: weights/README.md)."""
-        from difftted.weights import save_components
+        from difftted.pipeline.weights import save_components
 
         return save_components(self, Path(save_directory))
 
@@ -154,7 +155,7 @@ class DiffTEDPipeline:
 
     # --------------------------------------------------------------------------------- call
     @torch.no_grad()
-    def __call__(self, image: ImageInput, audio: video_io.AudioInput | video_io.Speech, *, num_inference_steps: int | None = None,
+    def __call__(self, image: ImageInput, audio: AudioInput | Speech, *, num_inference_steps: int | None = None,
                  guidance_scale: float | None = None, generator: torch.Generator | None = None,
                  fps: float | None = None, motion_scale: float = 1.0, relative_motion: bool | None = None,
                  output: Literal["full", "crop"] = "full",
@@ -165,7 +166,7 @@ class DiffTEDPipeline:
         """Animate ``image`` with ``audio``.
 
         Args:
-            image: path, PIL image, numpy array or tensor (see `difftted.person.load_image`).
+            image: path, PIL image, numpy array or tensor (see `difftted.pipeline.person.load_image`).
             audio: a path to speech (any format ffmpeg reads) or ``(waveform [S], sample_rate)``.
             num_inference_steps / guidance_scale: diffusion steps and CFG scale (default: the
                 pipeline's, from pipeline.json).
@@ -198,7 +199,7 @@ class DiffTEDPipeline:
         self.check_inputs(image, audio, steps, guidance, fps, motion_scale, output, output_path, keep,
                           output_type, render_batch_size)
         # 2. load and encode the speech
-        speech = video_io.load_speech(audio)
+        speech = load_speech(audio)
         features = self.encode_audio(speech)
         # 3. find the speaker and crop
         photo = fit_photo(load_image(image), max_side)
@@ -242,11 +243,11 @@ class DiffTEDPipeline:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"render_batch_size must be a positive int, got {batch_size!r}")
         if output_path is not None:
-            video_io.check_output_path(output_path)
+            check_output_path(output_path)
         elif not keep:
             raise ValueError("return_frames=False needs an output_path, otherwise the frames are lost")
 
-    def encode_audio(self, speech: video_io.Speech) -> torch.Tensor:
+    def encode_audio(self, speech: Speech) -> torch.Tensor:
         """Step 2: audio features at the model's frame rate, ``float32 [T_model, D]``."""
         features = self.audio_features(speech.waveform, speech.sample_rate, self.fps,
                                        num_frames=speech.num_frames(self.fps))
@@ -282,7 +283,7 @@ class DiffTEDPipeline:
         yield from self._render.iter_render(prepared, keypoints.to(self.device), mode=mode,
                                             batch_size=batch_size, progress=progress)
 
-    def write(self, chunks: Iterator[np.ndarray], speech: video_io.Speech, fps: float,
+    def write(self, chunks: Iterator[np.ndarray], speech: Speech, fps: float,
               output_path: str | Path | None, keep: bool) -> tuple[np.ndarray | None, Path | None]:
         """Step 8: encode the chunks (``uint8 [b, H, W, 3]``) to ``output_path`` and/or keep them."""
         kept: list[np.ndarray] = []
@@ -290,7 +291,7 @@ class DiffTEDPipeline:
             chunks = _tee(chunks, kept)
         path = None
         if output_path is not None:
-            path = video_io.write_talking_video(output_path, chunks, fps, speech)
+            path = write_talking_video(output_path, chunks, fps, speech)
         else:
             for _ in chunks:
                 pass

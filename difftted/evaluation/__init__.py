@@ -1,0 +1,1 @@
+"""Evaluating generated motion: the metrics (``metrics``) and the table command (``evaluate``)."""
