@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tps.commands import print_error
 from tps.model import TPSMotionModel
 from tps.render import MODES, Renderer
 from tps.video import iter_frames, video_info, write_video
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             max_frames=args.max_frames, audio=not args.no_audio, progress=not args.quiet,
         )
     except (FileNotFoundError, ValueError, TypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print_error(err)
         return 1
     print(f"wrote {out}")
     return 0

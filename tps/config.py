@@ -40,13 +40,18 @@ __all__ = [
 ]
 
 
-def _check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
+def check_keys(cls: type, data: Mapping[str, Any], where: str, ignore: frozenset[str] = frozenset()) -> None:
+    """Strict config reading: TypeError unless ``data`` is a mapping, ValueError naming every key
+    that is not a field of the dataclass ``cls`` (keys in ``ignore`` are let through)."""
     if not isinstance(data, Mapping):
         raise TypeError(f"{where}: expected a mapping, got {type(data).__name__}")
     allowed = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - allowed)
+    unknown = sorted(set(data) - allowed - ignore)
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(allowed)}")
+
+
+_check_keys = check_keys
 
 
 def _positive_int(where: str, name: str, value: Any) -> None:

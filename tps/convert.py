@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tps.checkpoint import load_official_checkpoint
+from tps.commands import print_error
 from tps.config import PRESETS, TPSConfig, config_from_official
 
 __all__ = ["main", "resolve_config", "convert"]
@@ -80,13 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = Path(args.out)
     if (out / "model.safetensors").exists() and not args.force:
-        print(f"error: {out} already holds a model; pass --force to overwrite", file=sys.stderr)
+        print_error(f"{out} already holds a model; pass --force to overwrite")
         return 1
     try:
         config = resolve_config(args.config, tuple(args.image_size) if args.image_size else None)
         convert(args.checkpoint, config, out)
     except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print_error(err)
         return 1
     saved = TPSConfig.load(out / "config.json")
     print(f"wrote {out / 'model.safetensors'} and {out / 'config.json'} "

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tps.commands import print_error
 from tps.data import Clip, CropBox, FrameStore, find_clips, to_tensor
 from tps.model import TPSMotionModel
 
@@ -348,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_table(rows + [mean]))
         _write_outputs(rows, mean, args.json, args.csv)
     except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 2
     return 0
 

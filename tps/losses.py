@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tps.blocks import ImagePyramid
+from tps.config import check_keys
 from tps.transform import TPS
 from tps.vgg import RandomFeatures, load_vgg19
 
@@ -80,10 +81,7 @@ class LossConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LossConfig:
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise ValueError(f"loss: unknown key(s) {unknown}; allowed keys are {sorted(allowed)}")
+        check_keys(cls, data, "loss")
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:

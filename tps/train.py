@@ -34,7 +34,8 @@ from typing import Any, Mapping
 import torch
 from torch.utils.data import DataLoader
 
-from tps.config import TPSConfig, get_preset
+from tps.commands import print_error
+from tps.config import TPSConfig, check_keys, get_preset
 from tps.data import CropBox, FramePairDataset, FrameStore, find_clips
 from tps.losses import LossConfig, TPSTrainingModel, build_perceptual_loss, compute_losses
 from tps.model import TPSMotionModel
@@ -105,10 +106,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise ValueError(f"train config: unknown key(s) {unknown}; allowed keys are {sorted(allowed)}")
+        check_keys(cls, data, "train config")
         data = dict(data)
         if "loss" in data:
             data["loss"] = LossConfig.from_dict(data["loss"])
@@ -348,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
         Trainer(config, args).run()
     except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 2
     return 0
 

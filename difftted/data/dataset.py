@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from difftted.data.dataset_layouts import ClipSource, SkipClip, decoded_fps, discover, frame_batches, parse_crop
+from tps.commands import print_error
 
 logger = logging.getLogger(__name__)
 
@@ -294,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         detector = TPSMotionModel.from_pretrained(args.detector).to(args.device).eval()
         manifest = build_dataset(clips, detector, AudioFeatureExtractor(audio_config), args.out, opts, extra)
     except (ValueError, FileNotFoundError, json.JSONDecodeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print_error(err)
         return 2
     print(f"{len(manifest['clips'])} clips written to {args.out}, {len(manifest['skipped'])} skipped")
     for s in manifest["skipped"]:

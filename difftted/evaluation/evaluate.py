@@ -39,9 +39,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from difftted.evaluation import metrics
 from difftted.data.dataset import resample_keypoints
 from difftted.data.dataset_layouts import AUDIO_SUFFIXES, VIDEO_SUFFIXES
+from difftted.evaluation import metrics
+from tps.commands import print_error
 
 logger = logging.getLogger(__name__)
 
@@ -135,8 +136,8 @@ def load_ground_truth(items: list[str], split: str | None, fps: float, detector)
     """Ground-truth clips by name, from a dataset folder (one item) or clip files."""
     root = Path(items[0])
     if len(items) == 1 and (root / "manifest.json").is_file():
-        from difftted.data.windows import load_clip
         from difftted.data.dataset import load_manifest
+        from difftted.data.windows import load_clip
 
         clips = {}
         for entry in load_manifest(root)["clips"]:
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.fps <= 0:
-        print(f"error: --fps must be positive, got {args.fps}", file=sys.stderr)
+        print_error(f"--fps must be positive, got {args.fps}")
         return 2
     try:
         detector = None
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         gt = evaluate_row(reference, [None] * len(reference), motion_ae, None, args.seed)
         table["ground truth"] = gt
     except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print_error(err)
         return 2
     print(format_table(table))
     if motion_ae is None:

@@ -15,6 +15,8 @@ import secrets
 import time
 from pathlib import Path
 
+from difftted.defaults import DEFAULT_MAX_SIDE, DEFAULT_RENDER_BATCH
+
 logger = logging.getLogger(__name__)
 
 
@@ -59,9 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", default=None,
                         help="pipeline folder or Hugging Face Hub repo id (default: $DIFFTTED_WEIGHTS, then weights/)")
     parser.add_argument("--crop", action="store_true", help="write the animated square crop alone, not the full photo")
-    parser.add_argument("--max-side", type=_positive_int, default=1920,
-                        help="longer side of the full-photo video; larger photos are downscaled (default 1920)")
-    parser.add_argument("--batch-size", type=_positive_int, default=8, help="frames rendered per chunk (default 8)")
+    parser.add_argument("--max-side", type=_positive_int, default=DEFAULT_MAX_SIDE,
+                        help=f"longer side of the full-photo video; larger photos are downscaled (default {DEFAULT_MAX_SIDE})")
+    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_RENDER_BATCH,
+                        help=f"frames rendered per chunk (default {DEFAULT_RENDER_BATCH})")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -75,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"--fps must be positive, got {args.fps}")
 
     # Cheap checks first: nothing heavy is loaded until every input is known to be usable.
-    from difftted.pipeline.person import load_image
     from difftted.audio.speech import load_speech
     from difftted.pipeline.output import check_output_path
+    from difftted.pipeline.person import load_image
     from difftted.pipeline.weights import resolve_weights
 
     out = check_output_path(args.out, name="--out")

@@ -28,17 +28,17 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
+from difftted.defaults import DEFAULT_GUIDANCE_SCALE, DEFAULT_STEPS
 from difftted.motion.denoiser import KeypointDenoiser
 
 logger = logging.getLogger(__name__)
 
-#: Schedulers by the names commands and the app use; any other diffusers scheduler works too.
+#: Short names of the usual schedulers (`scheduler_class` also takes any diffusers class name).
 SCHEDULERS: dict[str, type[SchedulerMixin]] = {
     "ddpm": DDPMScheduler,
     "ddim": DDIMScheduler,
     "dpm++": DPMSolverMultistepScheduler,
 }
-DEFAULT_GUIDANCE_SCALE = 1.15  # DiffTED's value
 
 
 def make_scheduler(prediction_type: str = "epsilon", num_train_timesteps: int = 500, *,
@@ -63,11 +63,24 @@ def make_scheduler(prediction_type: str = "epsilon", num_train_timesteps: int = 
     return scheduler
 
 
+def scheduler_class(name: str) -> type[SchedulerMixin]:
+    """The one scheduler lookup: a short name of :data:`SCHEDULERS` (``"ddim"``) or a diffusers
+    scheduler class name (``"DDIMScheduler"``, what a saved ``scheduler_config.json`` holds as
+    ``_class_name``). ValueError for anything else."""
+    if name in SCHEDULERS:
+        return SCHEDULERS[name]
+    import diffusers
+
+    found = getattr(diffusers, str(name), None) if str(name).endswith("Scheduler") else None
+    if isinstance(found, type) and issubclass(found, SchedulerMixin):
+        return found
+    raise ValueError(f"scheduler name must be one of {sorted(SCHEDULERS)} or a diffusers scheduler class "
+                     f"name, got {name!r}")
+
+
 def swap_scheduler(scheduler: SchedulerMixin, name: str) -> SchedulerMixin:
-    """The scheduler ``name`` (a key of :data:`SCHEDULERS`) on ``scheduler``'s noise schedule."""
-    if name not in SCHEDULERS:
-        raise ValueError(f"scheduler name must be one of {sorted(SCHEDULERS)}, got {name!r}")
-    return SCHEDULERS[name].from_config(scheduler.config)
+    """The scheduler ``name`` (see `scheduler_class`) on ``scheduler``'s noise schedule."""
+    return scheduler_class(name).from_config(scheduler.config)
 
 
 def apply_guidance(uncond: torch.Tensor, cond: torch.Tensor, scale: float) -> torch.Tensor:
@@ -107,7 +120,7 @@ def sample_motion(
     audio_features: np.ndarray | torch.Tensor,
     source_keypoints: np.ndarray | torch.Tensor,
     *,
-    num_inference_steps: int = 50,
+    num_inference_steps: int = DEFAULT_STEPS,
     guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
     generator: torch.Generator | None = None,
     window: int | None = None,

@@ -30,18 +30,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from difftted.audio.speech import AudioInput, Speech, load_speech
-from difftted.pipeline.output import check_output_path, write_talking_video
 from difftted.audio.features import AudioFeatureConfig, AudioFeatureExtractor
+from difftted.audio.speech import AudioInput, Speech, load_speech
+from difftted.defaults import DEFAULT_GUIDANCE_SCALE, DEFAULT_MAX_SIDE, DEFAULT_RENDER_BATCH, DEFAULT_STEPS
 from difftted.motion.keypoints import KeypointStats, MotionCoding
+from difftted.motion.sampling import sample_motion
+from difftted.pipeline.output import check_output_path, write_talking_video
 from difftted.pipeline.person import CropBox, ImageInput, PasteBack, crop_to_tensor, find_crop, fit_photo, load_image
-from difftted.motion.sampling import DEFAULT_GUIDANCE_SCALE, sample_motion
 from tps.render import Renderer
 
 logger = logging.getLogger(__name__)
-
-#: Denoising steps when pipeline.json names none (diffusers' usual DDIM default).
-DEFAULT_STEPS = 50
 
 
 @dataclass
@@ -63,6 +61,10 @@ class DiffTEDPipelineOutput:
     audio: tuple[np.ndarray, int]
     video_path: Path | None
     crop_box: CropBox
+
+    def to_tuple(self) -> tuple:
+        """``(frames, keypoints, fps, audio, video_path, crop_box)``: what ``return_dict=False`` gives."""
+        return (self.frames, self.keypoints, self.fps, self.audio, self.video_path, self.crop_box)
 
 
 class DiffTEDPipeline:
@@ -107,7 +109,7 @@ class DiffTEDPipeline:
         self.guidance_scale = float(guidance_scale)
         self.relative_motion = bool(relative_motion)
         self.audio_features = AudioFeatureExtractor(self.audio_config)
-        self._render = Renderer(self.renderer)
+        self.frame_renderer = Renderer(self.renderer)  # tps.Renderer over the TPS model `renderer`
         self._progress_bar_config: dict[str, Any] = {}
 
     @property
@@ -160,8 +162,8 @@ class DiffTEDPipeline:
                  fps: float | None = None, motion_scale: float = 1.0, relative_motion: bool | None = None,
                  output: Literal["full", "crop"] = "full",
                  output_path: str | Path | None = None, return_frames: bool | None = None,
-                 output_type: Literal["np", "pil"] = "np", max_side: int | None = 1920,
-                 render_mode: str = "standard", render_batch_size: int = 8, progress: bool = True,
+                 output_type: Literal["np", "pil"] = "np", max_side: int | None = DEFAULT_MAX_SIDE,
+                 render_mode: str = "standard", render_batch_size: int = DEFAULT_RENDER_BATCH, progress: bool = True,
                  return_dict: bool = True) -> DiffTEDPipelineOutput | tuple:
         """Animate ``image`` with ``audio``.
 
@@ -187,7 +189,8 @@ class DiffTEDPipeline:
             render_mode: the renderer's keypoint mode (``"standard"``, ``"relative"``, ``"avd"``).
             render_batch_size: frames rendered (and encoded) per chunk.
             progress: show progress bars (also see `set_progress_bar_config`).
-            return_dict: False gives ``(frames, keypoints, fps, audio, video_path)``.
+            return_dict: False gives ``(frames, keypoints, fps, audio, video_path, crop_box)``
+                (`DiffTEDPipelineOutput.to_tuple`).
         """
         steps = self.num_inference_steps if num_inference_steps is None else num_inference_steps
         guidance = self.guidance_scale if guidance_scale is None else guidance_scale
@@ -205,20 +208,19 @@ class DiffTEDPipeline:
         photo = fit_photo(load_image(image), max_side)
         box, source = self.crop_person(photo)
         # 4. source keypoints (the renderer's detector; encoded once for every frame)
-        prepared = self._render.prepare(source.to(self.device))
+        prepared = self.frame_renderer.prepare(source.to(self.device))
         # 5. sample the motion
         keypoints = self.sample_keypoints(features, prepared.kp_source[0], steps, guidance, generator,
                                           motion_scale, speech.num_frames(fps), progress, relative)
         # 6. render, 7. paste back, 8. write: chunk by chunk, so memory stays bounded
         paste = PasteBack(photo, box, crop_only=output == "crop")
-        chunks = (paste(c) for c in self.render(prepared, keypoints, render_mode, render_batch_size, progress))
+        chunks = (paste(c) for c in self.render_frames(prepared, keypoints, render_mode, render_batch_size, progress))
         frames, video_path = self.write(chunks, speech, fps, output_path, keep)
         if frames is not None and output_type == "pil":
             frames = [Image.fromarray(f) for f in frames]
         kp = keypoints.cpu().numpy()
-        if not return_dict:
-            return frames, kp, fps, (speech.waveform, speech.sample_rate), video_path
-        return DiffTEDPipelineOutput(frames, kp, fps, (speech.waveform, speech.sample_rate), video_path, box)
+        result = DiffTEDPipelineOutput(frames, kp, fps, (speech.waveform, speech.sample_rate), video_path, box)
+        return result if return_dict else result.to_tuple()
 
     # ------------------------------------------------------------------------------- steps
     def check_inputs(self, image: Any, audio: Any, steps: int, guidance: float, fps: float, motion_scale: float,
@@ -277,11 +279,11 @@ class DiffTEDPipeline:
         kp = kp_source + motion_scale * (kp - reference)
         return resample_frames(kp, num_frames).clamp(-1.0, 1.0)
 
-    def render(self, prepared: Any, keypoints: torch.Tensor, mode: str, batch_size: int,
-               progress: bool) -> Iterator[torch.Tensor]:
+    def render_frames(self, prepared: Any, keypoints: torch.Tensor, mode: str, batch_size: int,
+                      progress: bool) -> Iterator[torch.Tensor]:
         """Step 6: frames ``[b, 3, h, w]`` in ``[0, 1]``, chunk by chunk."""
-        yield from self._render.iter_render(prepared, keypoints.to(self.device), mode=mode,
-                                            batch_size=batch_size, progress=progress)
+        yield from self.frame_renderer.iter_render(prepared, keypoints.to(self.device), mode=mode,
+                                                   batch_size=batch_size, progress=progress)
 
     def write(self, chunks: Iterator[np.ndarray], speech: Speech, fps: float,
               output_path: str | Path | None, keep: bool) -> tuple[np.ndarray | None, Path | None]:

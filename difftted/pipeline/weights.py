@@ -148,12 +148,10 @@ def load_components(folder: Path) -> dict:
     Every tensor comes from safetensors: the denoiser through diffusers with
     ``use_safetensors=True``, the renderer through `tps.TPSMotionModel.from_pretrained`.
     """
-    import diffusers
-    from diffusers import SchedulerMixin
-
     from difftted.audio.features import AudioFeatureConfig
     from difftted.motion.denoiser import KeypointDenoiser
     from difftted.motion.keypoints import KeypointStats
+    from difftted.motion.sampling import scheduler_class
     from tps import TPSMotionModel
 
     check_pipeline_folder(folder, origin=f"weights folder {str(folder)!r}")
@@ -164,10 +162,11 @@ def load_components(folder: Path) -> dict:
                          f"audio, keypoint_stats, [offset_stats], sampling; got format {meta.get('format')!r}, "
                          f"unknown keys {unknown}")
     scheduler_config = _read_json(folder / "scheduler" / "scheduler_config.json")
-    scheduler_cls = getattr(diffusers, str(scheduler_config.get("_class_name")), None)
-    if not (isinstance(scheduler_cls, type) and issubclass(scheduler_cls, SchedulerMixin)):
+    try:
+        scheduler_cls = scheduler_class(str(scheduler_config.get("_class_name")))
+    except ValueError as err:
         raise ValueError(f"{folder}/scheduler/scheduler_config.json: _class_name "
-                         f"{scheduler_config.get('_class_name')!r} is not a diffusers scheduler")
+                         f"{scheduler_config.get('_class_name')!r} is not a diffusers scheduler") from err
     sampling = dict(meta.get("sampling", {}))
     return dict(
         denoiser=KeypointDenoiser.from_pretrained(folder / "denoiser", use_safetensors=True),

@@ -26,6 +26,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 from tqdm.auto import tqdm
+from tps.commands import print_error
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                         hidden_dim=args.hidden_dim, steps=args.steps, batch_size=args.batch_size,
                         learning_rate=args.lr, seed=args.seed, device=args.device, progress=not args.no_progress)
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print_error(err)
         return 2
     print(f"motion autoencoder saved to {args.out}")
     return 0

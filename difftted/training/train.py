@@ -57,6 +57,7 @@ from difftted.motion.keypoints import MotionCoding
 from difftted.training.train_config import MotionTrainConfig
 from difftted.training.train_state import (latest_checkpoint, load_training_state, prune_checkpoints,
                                   save_checkpoint)
+from tps.commands import print_error
 
 logger = logging.getLogger(__name__)
 
@@ -209,8 +210,8 @@ def setup(args: argparse.Namespace, accelerator) -> Run:
     from accelerate.utils import set_seed
     from diffusers.training_utils import EMAModel
 
-    from difftted.data.windows import KeypointWindowDataset
     from difftted.data.dataset import load_manifest
+    from difftted.data.windows import KeypointWindowDataset
 
     cfg = MotionTrainConfig.load(args.config)
     manifest = load_manifest(args.data)
@@ -290,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = setup(args, acc)
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print_error(err)
         return 2
     cfg = run.cfg
     bar = tqdm(total=cfg.max_steps, initial=run.step, desc="train",

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from difftted.defaults import DEFAULT_GUIDANCE_SCALE, DEFAULT_STEPS
+from tps.config import check_keys
+
 
 @dataclass(frozen=True)
 class MotionTrainConfig:
@@ -57,8 +60,8 @@ class MotionTrainConfig:
     # validation sampling (also written to pipeline.json as the pipeline's defaults)
     validation_seconds: float = 4.0
     inference_scheduler: str = "DDIMScheduler"
-    num_inference_steps: int = 50
-    guidance_scale: float = 1.15
+    num_inference_steps: int = DEFAULT_STEPS
+    guidance_scale: float = DEFAULT_GUIDANCE_SCALE
     relative_motion: bool = False  # pipeline default (pipeline.json): see DiffTEDPipeline.__call__
 
     def __post_init__(self) -> None:
@@ -88,11 +91,8 @@ class MotionTrainConfig:
     # ------------------------------------------------------------------------------------ io
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MotionTrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known - {"_comment"})
-        if unknown:
-            raise ValueError(f"unknown MotionTrainConfig keys {unknown}; known keys: {sorted(known)}")
-        return cls(**{k: v for k, v in data.items() if k in known})
+        check_keys(cls, data, "MotionTrainConfig", ignore=frozenset({"_comment"}))
+        return cls(**{k: v for k, v in data.items() if k != "_comment"})
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

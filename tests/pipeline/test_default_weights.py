@@ -53,6 +53,6 @@ def test_default_weights_animate_the_example_photo(default_pipeline, tmp_path: P
 
     assert default_pipeline.relative_motion and default_pipeline.motion_coding.target == "source_offset"
     photo = load_image(REPO / "examples" / "astronaut.png")
-    source = default_pipeline._render.prepare(default_pipeline.crop_person(photo)[1]).kp_source[0].numpy()
+    source = default_pipeline.frame_renderer.prepare(default_pipeline.crop_person(photo)[1]).kp_source[0].numpy()
     np.testing.assert_allclose(kp[0], source, atol=1e-5)
     assert np.linalg.norm(kp - source, axis=-1).mean() < 0.03  # 0.011 measured; 0.041 without relative motion

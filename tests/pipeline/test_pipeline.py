@@ -75,7 +75,7 @@ def test_seed_changes_motion_and_tuple_output(tiny_pipeline, speech_path):
     photo = data.astronaut()
     a = tiny_pipeline(photo, short, generator=_gen(1), output="crop", return_dict=False)
     b = tiny_pipeline(photo, short, generator=_gen(2), output="crop", return_dict=False)
-    frames, keypoints, fps, audio, path = a
+    frames, keypoints, fps, audio, path, box = a
     assert frames.shape == (10, 64, 64, 3) and keypoints.shape == (10, 50, 2)  # crop alone, model size
     assert fps == TINY_FPS and path is None and audio[1] == sr
     assert not np.allclose(keypoints, b[1])
@@ -143,7 +143,7 @@ def test_source_offset_motion_is_anchored_at_the_photo(tmp_path, tone_path, make
     torch.nn.init.zeros_(pipe.denoiser.proj_out.weight)
     torch.nn.init.zeros_(pipe.denoiser.proj_out.bias)  # predicts x0 = 0 at every step
     out = pipe(data.astronaut(), tone_path, generator=_gen(0), output="crop", fps=10)
-    prepared = pipe._render.prepare(pipe.crop_person(np.asarray(data.astronaut()))[1])
+    prepared = pipe.frame_renderer.prepare(pipe.crop_person(np.asarray(data.astronaut()))[1])
     np.testing.assert_allclose(out.keypoints, np.broadcast_to(prepared.kp_source[0].numpy(), out.keypoints.shape),
                                atol=1e-6)
     loaded = DiffTEDPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "offsets"))
@@ -162,7 +162,7 @@ def test_relative_motion_starts_at_the_photo_and_is_a_saved_default(tmp_path, to
     kwargs = dict(output="crop", fps=25)
     plain = pipe(photo, tone_path, relative_motion=False, generator=_gen(3), **kwargs)
     rel = pipe(photo, tone_path, relative_motion=True, generator=_gen(3), **kwargs)
-    kp_source = pipe._render.prepare(pipe.crop_person(np.asarray(photo))[1]).kp_source[0].numpy()
+    kp_source = pipe.frame_renderer.prepare(pipe.crop_person(np.asarray(photo))[1]).kp_source[0].numpy()
     np.testing.assert_allclose(rel.keypoints[0], kp_source, atol=1e-6)
     assert np.abs(plain.keypoints[0] - kp_source).max() > 1e-3  # an untrained model starts elsewhere
     inside = ((np.abs(plain.keypoints) < 0.99) & (np.abs(rel.keypoints) < 0.99)).all(axis=(0, 2))
