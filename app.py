@@ -18,6 +18,7 @@ removed after an hour (``delete_cache``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -256,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM ends like Ctrl-C: through the cleanup below
     # Gradio caches uploads and outputs under GRADIO_TEMP_DIR: a folder of this process's own,
     # inside the one asked for (default: the system's temporary folder), removed at shutdown.
-    cache = Path(tempfile.mkdtemp(prefix="difftted-gradio-", dir=os.environ.get("GRADIO_TEMP_DIR") or None))
+    shared = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+    shared.mkdir(parents=True, exist_ok=True)
+    cache = Path(tempfile.mkdtemp(prefix="difftted-gradio-", dir=shared))
     os.environ["GRADIO_TEMP_DIR"] = str(cache)
     work_root = Path(tempfile.mkdtemp(prefix="difftted-app-"))
     try:
@@ -272,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for folder in (work_root, cache):
             shutil.rmtree(folder, ignore_errors=True)
+        # the one folder Gradio makes at import, before the cache above was chosen: removed when empty
+        with contextlib.suppress(OSError):
+            (shared / "vibe_edit_history").rmdir()
         logger.info("removed %s and %s", work_root, cache)
 
 
