@@ -285,3 +285,21 @@ def _wait_for(connect, proc):
         except Exception:  # noqa: BLE001 - not listening yet
             time.sleep(0.5)
     raise AssertionError("app.py never answered")
+
+
+@pytest.mark.slow
+def test_broken_weights_stop_the_app_with_one_error_line(tiny_weights_dir, tmp_path):
+    """Every broken weights folder of the catalogue: app.py exits at start with one `error:` line
+    naming the file and what is wrong (the processes run at once; each mostly imports)."""
+    cases = _catalogue_files().broken_weights(tiny_weights_dir, tmp_path)
+    procs = {name: subprocess.Popen([sys.executable, "app.py", "--weights", str(folder)], cwd=REPO_ROOT,
+                                    env=_clean_env(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name, (folder, _, _) in cases.items()}
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=600)
+        _, file, what = cases[name]
+        assert proc.returncode == 2, (name, err)
+        assert "Traceback" not in err, err
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and file in errors[0] and what in errors[0], (name, err)
