@@ -18,8 +18,11 @@ removed after an hour (``delete_cache``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import shutil
+import signal
 import sys
 import tempfile
 import weakref
@@ -30,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from difftted.interfaces import ui
+
+logger = logging.getLogger("difftted.app")
 
 if TYPE_CHECKING:
     from difftted.pipeline import DiffTEDPipeline
@@ -79,7 +84,7 @@ class _Handlers:
                 result = ui.generate(self.pipeline, image, audio, settings, workdir,
                                      max_audio_seconds=self.max_audio_seconds)
             except (ValueError, FileNotFoundError) as err:
-                raise gr.Error(str(err), print_exception=False) from err
+                raise _refused("generate", err) from err
             yield str(result.video), str(result.keypoint_video), result.figure, result.seed
 
     def animate(self, image: str | None, driving: str | None, mode: str,
@@ -89,8 +94,34 @@ class _Handlers:
                 video = ui.animate(self.pipeline, image, driving, workdir, mode=mode,
                                    max_seconds=self.max_audio_seconds)
             except (ValueError, FileNotFoundError) as err:
-                raise gr.Error(str(err), print_exception=False) from err
+                raise _refused("animate", err) from err
             yield str(video)
+
+
+def _refused(endpoint: str, err: BaseException) -> gr.Error:
+    """A visitor's bad input: one log line on the server (no traceback), the pipeline's own
+    message on the page (messages name files by their upload name, never by a server path)."""
+    message = str(err)
+    logger.info("/%s refused: %s", endpoint, message)
+    return gr.Error(message, print_exception=False)
+
+
+class PhotoInput(gr.Image):
+    """`gr.Image` that hands the uploaded file's path over without opening it.
+
+    Gradio's own preprocessing opens every photo with Pillow, so an unreadable file, an SVG or a
+    decompression bomb failed there with its generic "Could not preprocess input" and a server
+    traceback. Here the file goes unopened to `difftted.ui.check_photo`, which reads its header,
+    refuses it with a clear message or decodes it already reduced. The upload is still checked
+    to lie in Gradio's cache before this runs; the page shows the usual image component."""
+
+    def get_block_name(self) -> str:
+        return "image"
+
+    def preprocess(self, payload: Any) -> str | None:
+        if payload is None or (payload.url or "").startswith("data:"):
+            return super().preprocess(payload)  # a pasted image: Gradio writes it to a file
+        return payload.path
 
 
 def build_demo(pipeline: "DiffTEDPipeline", *, max_audio_seconds: float = ui.MAX_AUDIO_SECONDS,
@@ -127,8 +158,8 @@ def _speech_tab(pipeline: "DiffTEDPipeline", generate: Any, max_audio_seconds: f
     """Photo + speech in, the three views out; the Generate button is the ``/generate`` endpoint."""
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(label="Photo", type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                             height=320, elem_id="photo")
+            image = PhotoInput(label="Photo", type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                               height=320, elem_id="photo")
             audio = gr.Audio(label=f"Speech (up to {max_audio_seconds:g} s)", type="filepath", format=None,
                              sources=["upload", "microphone"], elem_id="speech")
             with gr.Accordion("Settings", open=False):
@@ -162,8 +193,8 @@ def _driving_tab(animate: Any, max_seconds: float, examples_dir: Path) -> None:
     gr.Markdown(DRIVING_INTRO)
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(label="Photo", type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                             height=320)
+            image = PhotoInput(label="Photo", type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                               height=320)
             driving = gr.Video(label=f"Driving video (up to {max_seconds:g} s)", sources=["upload"], format=None)
             mode = gr.Radio([("Relative motion (keeps the photo's shape)", "relative"),
                              ("Standard (copies the driving pose)", "standard")], value="relative",
@@ -219,27 +250,56 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Load the weights once, build the page and serve it until interrupted."""
+    """Load the weights once, build the page and serve it until interrupted (Ctrl-C or SIGTERM),
+    then remove the app's work folder and its own Gradio cache."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM ends like Ctrl-C: through the cleanup below
+    # Gradio caches uploads and outputs under GRADIO_TEMP_DIR: a folder of this process's own,
+    # inside the one asked for (default: the system's temporary folder), removed at shutdown.
+    shared = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+    shared.mkdir(parents=True, exist_ok=True)
+    cache = Path(tempfile.mkdtemp(prefix="difftted-gradio-", dir=shared))
+    os.environ["GRADIO_TEMP_DIR"] = str(cache)
+    work_root = Path(tempfile.mkdtemp(prefix="difftted-app-"))
+    try:
+        pipeline = _load_pipeline(args.weights, args.device)
+        if pipeline is None:
+            return 2
+        demo = build_demo(pipeline, max_audio_seconds=args.max_audio_seconds, queue_size=args.queue_size,
+                          concurrency_limit=args.concurrency, work_root=work_root)
+        demo.launch(server_name=args.host, server_port=args.port, **launch_options())
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        for folder in (work_root, cache):
+            shutil.rmtree(folder, ignore_errors=True)
+        # the one folder Gradio makes at import, before the cache above was chosen: removed when empty
+        with contextlib.suppress(OSError):
+            (shared / "vibe_edit_history").rmdir()
+        logger.info("removed %s and %s", work_root, cache)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _load_pipeline(weights: str | None, device: str | None) -> "DiffTEDPipeline | None":
+    """The pipeline, or None after one ``error:`` line saying what is wrong with the weights."""
     import torch
 
     from difftted.pipeline import DiffTEDPipeline
     from difftted.pipeline.weights import WeightsNotFoundError, resolve_weights
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        pipeline = DiffTEDPipeline.from_pretrained(resolve_weights(args.weights), device=device)
+        return DiffTEDPipeline.from_pretrained(resolve_weights(weights), device=device)
     except WeightsNotFoundError as err:
-        print(f"error: cannot start the demo without weights.\n{err}", file=sys.stderr)
-        return 2
-    except ValueError as err:  # a pipeline folder that does not fit together (see weights/README.md)
-        print(f"error: cannot load the weights: {err}", file=sys.stderr)
-        return 2
-    demo = build_demo(pipeline, max_audio_seconds=args.max_audio_seconds, queue_size=args.queue_size,
-                      concurrency_limit=args.concurrency)
-    demo.launch(server_name=args.host, server_port=args.port, **launch_options())
-    return 0
+        print(f"error: cannot start the demo without weights. {' '.join(str(err).split())}", file=sys.stderr)
+    except ValueError as err:  # a broken or mismatched pipeline folder (see weights/README.md)
+        print(f"error: cannot load the weights: {' '.join(str(err).split())}", file=sys.stderr)
+    return None
 
 
 if __name__ == "__main__":

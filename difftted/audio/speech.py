@@ -50,14 +50,20 @@ class Speech:
         return self.path if self.path is not None else (self.waveform, self.sample_rate)
 
 
-def load_speech(audio: AudioInput | Speech, name: str = "audio") -> Speech:
+def load_speech(audio: AudioInput | Speech, name: str = "audio", max_seconds: float | None = None) -> Speech:
     """A speech path (any format ffmpeg reads, video files too) or ``(waveform, sample_rate)``.
+
+    A file's length is read from its header first (`difftted.limits.audio_duration`): one
+    longer than ``max_seconds`` is refused before it is decoded, and one that decodes shorter
+    than its header says (a truncated download) is used with a warning giving both lengths.
 
     Raises:
         FileNotFoundError: the path does not exist.
-        ValueError: not decodable as audio, empty (shorter than one frame), or silent.
+        ValueError: not decodable as audio, empty (shorter than one frame), silent, or longer
+            than ``max_seconds``.
         TypeError: neither a path nor a ``(waveform, sample_rate)`` tuple.
     """
+    from difftted import limits
     from difftted.audio.features import load_audio
 
     if isinstance(audio, Speech):
@@ -69,10 +75,14 @@ def load_speech(audio: AudioInput | Speech, name: str = "audio") -> Speech:
             raise FileNotFoundError(f"{name} file {str(path)!r} does not exist")
         if not path.is_file():
             raise ValueError(f"{name} {str(path)!r} is not a file")
+        header_seconds = limits.audio_duration(path)
+        limits.check_audio_duration(header_seconds, max_seconds, f"{name} {str(path)!r}")
         try:
             waveform, sample_rate = load_audio(path, sample_rate=None)
         except ValueError as err:
             raise ValueError(f"{name} {str(path)!r} is not readable audio: {err}") from err
+        limits.warn_if_cut_short(header_seconds, len(waveform) / sample_rate, f"{name} {str(path)!r}")
+        limits.check_audio_duration(len(waveform) / sample_rate, max_seconds, f"{name} {str(path)!r}")
     elif isinstance(audio, tuple) and len(audio) == 2:
         waveform, sample_rate = audio
         if isinstance(waveform, torch.Tensor):

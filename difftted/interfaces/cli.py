@@ -48,11 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", required=True, type=Path, help="photo of the speaker (any size; jpg, png, ...)")
     parser.add_argument("--audio", required=True, type=Path, help="speech (wav, flac, mp3, or a video's sound)")
     parser.add_argument("--out", required=True, type=Path, help="output video, .mp4")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one, printed)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed, 0 to 2**31-1 (default: a fresh one, printed)")
     parser.add_argument("--steps", type=_positive_int, default=None, help="diffusion steps (default: the weights')")
     parser.add_argument("--guidance", type=_non_negative_float, default=None,
                         help="classifier-free guidance scale (default: the weights')")
-    parser.add_argument("--fps", type=_non_negative_float, default=None, help="output frame rate (default: the model's)")
+    parser.add_argument("--fps", type=_non_negative_float, default=None, help="output frame rate, 1 to 60 (default: the model's)")
     parser.add_argument("--motion-scale", type=_non_negative_float, default=1.0,
                         help="0 = still, 1 = as sampled, >1 = livelier (default 1)")
     parser.add_argument("--relative-motion", action=argparse.BooleanOptionalAction, default=None,
@@ -62,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="pipeline folder or Hugging Face Hub repo id (default: $DIFFTTED_WEIGHTS, then weights/)")
     parser.add_argument("--crop", action="store_true", help="write the animated square crop alone, not the full photo")
     parser.add_argument("--max-side", type=_positive_int, default=DEFAULT_MAX_SIDE,
-                        help=f"longer side of the full-photo video; larger photos are downscaled (default {DEFAULT_MAX_SIDE})")
+                        help="longer side of the full-photo video, at least the model's size; larger photos are "
+                             f"downscaled (default {DEFAULT_MAX_SIDE})")
     parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_RENDER_BATCH,
                         help=f"frames rendered per chunk (default {DEFAULT_RENDER_BATCH})")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
@@ -74,19 +76,22 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status. Bad input raises (see `difftted.__main__`)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s")
-    if args.fps is not None and args.fps <= 0:
-        raise ValueError(f"--fps must be positive, got {args.fps}")
-
     # Cheap checks first: nothing heavy is loaded until every input is known to be usable.
+    from difftted import limits
     from difftted.audio.speech import load_speech
     from difftted.pipeline.output import check_output_path
     from difftted.pipeline.person import load_image
-    from difftted.pipeline.weights import resolve_weights
+    from difftted.pipeline.weights import renderer_side, resolve_weights
 
+    if args.fps is not None:
+        limits.check_fps(args.fps, "--fps")
+    if args.seed is not None:
+        limits.check_seed(args.seed, "--seed")
     out = check_output_path(args.out, name="--out")
-    photo = load_image(args.image, name="--image")
+    photo = load_image(args.image, name="--image", max_side=args.max_side)
     speech = load_speech(args.audio, name="--audio")
     weights = resolve_weights(args.weights)
+    limits.check_max_side(args.max_side, renderer_side(weights), "--max-side")
 
     import torch
 

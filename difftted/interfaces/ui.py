@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from difftted import limits
 from difftted.interfaces.plotting import beat_figure, draw_keypoints, keypoints_to_pixels, write_keypoint_video
 
 if TYPE_CHECKING:
@@ -39,13 +40,13 @@ __all__ = ["beat_figure", "draw_keypoints", "keypoints_to_pixels", "write_keypoi
 logger = logging.getLogger(__name__)
 
 #: Longest speech (and driving video) the demo takes, in seconds: keeps one request's time and
-#: memory bounded on a shared machine.
-MAX_AUDIO_SECONDS = 60.0
+#: memory bounded on a shared machine (`difftted.limits` holds every cap).
+MAX_AUDIO_SECONDS = limits.APP_MAX_AUDIO_SECONDS
 #: Longer side of full-photo videos in the demo (the pipeline's own default is larger).
 APP_MAX_SIDE = 1024
 #: Seeds are drawn from and checked against ``[0, SEED_MAX]`` (what a torch generator takes and a
 #: JSON number carries exactly).
-SEED_MAX = 2**31 - 1
+SEED_MAX = limits.SEED_MAX
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,23 @@ class GenerationResult:
 
 
 # ------------------------------------------------------------------------------------- inputs
-def check_photo(image: Any) -> np.ndarray:
-    """The visitor's photo as ``uint8 [H, W, 3]``; ValueError when there is none or it is unreadable."""
+def check_photo(image: Any, max_side: int | None = APP_MAX_SIDE) -> np.ndarray:
+    """The visitor's photo as ``uint8 [H, W, 3]``, decoded reduced toward ``max_side``; ValueError
+    when there is none, it is unreadable or it has too many pixels (the message names the file,
+    never the server's folder)."""
     from difftted.pipeline.person import load_image
 
-    if image is None:
+    if image is None or str(image) == "":
         raise ValueError("No photo: upload a photo of the speaker (upper body, facing the camera).")
-    return load_image(image, name="photo")
+    if not isinstance(image, (str, Path)):
+        return load_image(image, name="the photo", max_side=max_side)
+    path = Path(image)
+    try:
+        return load_image(path, name="the photo", max_side=max_side)
+    except (ValueError, FileNotFoundError) as err:
+        logger.info("refused photo %s: %s", path, err)
+        message = str(err).replace(repr(str(path)), repr(path.name)).replace(str(path), path.name)
+        raise ValueError(message[0].upper() + message[1:]) from err
 
 
 def check_speech(audio: str | Path | None, max_seconds: float = MAX_AUDIO_SECONDS) -> "Speech":
@@ -100,26 +111,18 @@ def check_speech(audio: str | Path | None, max_seconds: float = MAX_AUDIO_SECOND
     path = Path(audio)
     if not path.is_file():
         raise ValueError(f"The speech file {path.name!r} was not received; upload it again.")
-    _check_duration(_header_duration(path), max_seconds, "speech")  # refuse hour-long files before decoding
+    header_seconds = limits.audio_duration(path)  # from the header: hour-long files go before decoding
+    _check_duration(header_seconds, max_seconds, "speech")
     try:
         waveform, sample_rate = load_audio(path, sample_rate=None)
     except ValueError as err:
         logger.info("unreadable speech %s: %s", path, err)
         raise ValueError(f"The speech file {path.name!r} is not readable audio. "
                          "Upload a wav, mp3, flac, ogg or m4a recording.") from err
+    limits.warn_if_cut_short(header_seconds, waveform.shape[0] / sample_rate, f"speech {path.name!r}")
     _check_duration(waveform.shape[0] / sample_rate, max_seconds, "speech")
     checked = load_speech((waveform, sample_rate), name="the speech")  # empty / silent -> ValueError
     return Speech(checked.waveform, checked.sample_rate, path)
-
-
-def _header_duration(path: Path) -> float | None:
-    """Duration from the file header when libsndfile can read it, without decoding; else None."""
-    import soundfile
-
-    try:
-        return float(soundfile.info(str(path)).duration)
-    except (RuntimeError, OSError, ValueError):  # not a libsndfile format (or not audio): decode later
-        return None
 
 
 def _check_duration(seconds: float | None, max_seconds: float, what: str) -> None:

@@ -13,6 +13,7 @@ Pixel boxes are in photo pixels, ``(x0, y0)`` the top-left corner, ``size`` the 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Union
@@ -20,7 +21,7 @@ from typing import Literal, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +40,29 @@ _NOSE, _LEFT_EAR, _RIGHT_EAR, _LEFT_SHOULDER, _RIGHT_SHOULDER = 0, 7, 8, 11, 12
 
 
 # ------------------------------------------------------------------------------------ loading
-def load_image(image: ImageInput, *, name: str = "image") -> np.ndarray:
+def load_image(image: ImageInput, *, name: str = "image", max_side: int | None = None) -> np.ndarray:
     """Any photo -> ``uint8 [H, W, 3]`` RGB.
 
     Accepts a path, a PIL image, a numpy array (``[H, W]``, ``[H, W, 1|3|4]``, uint8/uint16 or
     float in ``[0, 1]``) or a torch tensor (``[3, H, W]`` / ``[1, 3, H, W]`` in ``[0, 1]``).
     EXIF orientation is applied; transparency is composited on white; grayscale becomes RGB.
+
+    ``max_side``: a file or PIL image whose longer side exceeds it is decoded already reduced
+    (JPEG through its DCT scaling, others by an integer box reduction right after decoding), to
+    a longer side between ``max_side`` and ``2 * max_side``; `fit_photo` finishes the resize. So
+    memory follows ``max_side``, not the photo. Photos of more than
+    `difftted.limits.MAX_IMAGE_PIXELS` are refused (ValueError naming ``name``) from the header.
     """
+    from difftted import limits
+
     if isinstance(image, (str, Path)):
-        image = _open_image(Path(image), name)
+        image = _open_image(Path(image), name, max_side)
+    elif isinstance(image, Image.Image):
+        limits.check_image_pixels(*image.size, name)
+        image = _reduced(image, max_side)
+    elif isinstance(image, (np.ndarray, torch.Tensor)) and image.ndim >= 2:
+        h, w = (image.shape[-2:] if isinstance(image, torch.Tensor) else image.shape[:2])
+        limits.check_image_pixels(int(w), int(h), name)
     if isinstance(image, Image.Image):
         image = ImageOps.exif_transpose(image)
         if image.mode in {"I;16", "I;16B", "I;16L", "I", "F"}:
@@ -65,17 +80,48 @@ def load_image(image: ImageInput, *, name: str = "image") -> np.ndarray:
     return _array_to_rgb8(image, name)
 
 
-def _open_image(path: Path, name: str) -> Image.Image:
+def _open_image(path: Path, name: str, max_side: int | None) -> Image.Image:
+    from difftted import limits
+
     if not path.exists():
         raise FileNotFoundError(f"{name} file {str(path)!r} does not exist")
     if path.is_dir():
         raise ValueError(f"{name} {str(path)!r} is a folder, expected an image file")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return img.copy()  # the copy keeps `info` (and so the EXIF orientation)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"{name} {str(path)!r} is not a readable image ({err})") from err
+    what = f"{name} {str(path)!r}"
+    with limits.open_image(path, what) as img:  # header only: size checked before decoding
+        try:
+            loaded = _reduced(img, max_side)
+            return loaded.copy() if loaded is img else loaded  # a copy outlives the open file
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+            raise ValueError(f"{what} is not a readable image ({limits.without_path(err, path)})") from err
+
+
+#: Modes `PIL.Image.reduce` refuses, and what they become first.
+_REDUCIBLE = {"1": "L", "P": "RGBA", "PA": "RGBA", "I;16": "I", "I;16B": "I", "I;16L": "I", "I;16N": "I"}
+
+
+def _reduced(img: Image.Image, max_side: int | None) -> Image.Image:
+    """``img`` loaded, its longer side reduced by an integer factor to at most ``2 * max_side`` (and
+    at least ``max_side``) when it is larger; JPEGs are decoded at the reduced scale directly.
+    ``info``, and so the EXIF orientation, is kept."""
+    w, h = img.size
+    if max_side is not None and max(w, h) > max_side and img.format == "JPEG":
+        scale = max_side / max(w, h)
+        img.draft(None, (math.ceil(w * scale), math.ceil(h * scale)))  # DCT scaling: 1/2, 1/4, 1/8
+    img.load()
+    # never below the smallest photo accepted: reducing must not turn a valid photo into a refused one
+    factor = 1 if max_side is None else min(max(img.size) // max_side, min(img.size) // MIN_IMAGE_SIDE)
+    if factor < 2:
+        return img
+    info, exif = dict(img.info), img.getexif()
+    if img.mode in _REDUCIBLE:
+        img = img.convert(_REDUCIBLE[img.mode])
+    small = img.reduce(factor)
+    small.info.update(info)
+    if exif:
+        small.info["exif"] = exif.tobytes()
+    logger.info("photo %dx%d decoded reduced to %dx%d", w, h, *small.size)
+    return small
 
 
 def _tensor_to_hwc(image: torch.Tensor, name: str) -> np.ndarray:
@@ -94,6 +140,8 @@ def _array_to_rgb8(arr: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name} array must be [H, W] or [H, W, 1|2|3|4], got shape {arr.shape}")
     if min(arr.shape[:2]) < MIN_IMAGE_SIDE:
         raise ValueError(f"{name} must be at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels, got {arr.shape[1]}x{arr.shape[0]}")
+    if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3:
+        return np.ascontiguousarray(arr)  # already RGB8: no float copy
     if arr.dtype == np.uint8:
         x = arr.astype(np.float32) / 255.0
     elif arr.dtype == np.uint16:

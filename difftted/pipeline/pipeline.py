@@ -205,7 +205,7 @@ class DiffTEDPipeline:
         speech = load_speech(audio)
         features = self.encode_audio(speech)
         # 3. find the speaker and crop
-        photo = fit_photo(load_image(image), max_side)
+        photo = fit_photo(load_image(image, max_side=max_side), max_side)
         box, source = self.crop_person(photo)
         # 4. source keypoints (the renderer's detector; encoded once for every frame)
         prepared = self.frame_renderer.prepare(source.to(self.device))

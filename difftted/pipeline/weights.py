@@ -155,6 +155,7 @@ def load_components(folder: Path) -> dict:
     from tps import TPSMotionModel
 
     check_pipeline_folder(folder, origin=f"weights folder {str(folder)!r}")
+    check_weight_files(folder)
     meta = _read_json(folder / PIPELINE_FILE)
     unknown = sorted(set(meta) - {"format", "fps", "audio", "keypoint_stats", "offset_stats", "sampling"})
     if unknown or meta.get("format") != PIPELINE_FORMAT:
@@ -168,10 +169,18 @@ def load_components(folder: Path) -> dict:
         raise ValueError(f"{folder}/scheduler/scheduler_config.json: _class_name "
                          f"{scheduler_config.get('_class_name')!r} is not a diffusers scheduler") from err
     sampling = dict(meta.get("sampling", {}))
+    try:  # the files are well formed (checked above); what is left is a mismatch with the code
+        denoiser = KeypointDenoiser.from_pretrained(folder / "denoiser", use_safetensors=True)
+    except (OSError, RuntimeError, TypeError, KeyError) as err:
+        raise ValueError(f"{folder / 'denoiser'}: cannot load the denoiser: {err}") from err
+    try:
+        renderer = TPSMotionModel.from_pretrained(folder / "renderer")
+    except (OSError, RuntimeError, TypeError, KeyError) as err:
+        raise ValueError(f"{folder / 'renderer'}: cannot load the renderer: {err}") from err
     return dict(
-        denoiser=KeypointDenoiser.from_pretrained(folder / "denoiser", use_safetensors=True),
+        denoiser=denoiser,
         scheduler=scheduler_cls.from_config(scheduler_config),
-        renderer=TPSMotionModel.from_pretrained(folder / "renderer"),
+        renderer=renderer,
         keypoint_stats=KeypointStats.from_dict(meta["keypoint_stats"]),
         offset_stats=KeypointStats.from_dict(meta["offset_stats"]) if "offset_stats" in meta else None,
         audio_config=AudioFeatureConfig.from_dict(meta["audio"]),
@@ -215,11 +224,70 @@ def write_pipeline_json(folder: Path, *, fps: float, audio_config, keypoint_stat
     return path
 
 
+#: The files the loaders read (diffusers' and `tps.TPSMotionModel`'s names): beside them, any other
+#: file (a pickle, a differently named safetensors file) is never read.
+JSON_FILES = (PIPELINE_FILE, "denoiser/config.json", "scheduler/scheduler_config.json", "renderer/config.json")
+SAFETENSORS_FILES = ("denoiser/diffusion_pytorch_model.safetensors", "renderer/model.safetensors")
+_MAX_HEADER = 100_000_000  # bytes of a safetensors header; the format's own limit
+
+
+def check_weight_files(folder: Path) -> None:
+    """Raise ValueError naming the file and what is wrong with it, for every way a pipeline folder
+    can be broken before any tensor is read: a json file that is not a json object, a weights file
+    missing under the name the loader reads (another ``*.safetensors`` beside it is a decoy, a
+    pickle is never loaded), a file that is not safetensors (e.g. a pickle renamed), or one cut
+    short (its header promises more bytes than it holds)."""
+    for name in JSON_FILES:
+        _read_json(folder / name)
+    for name in SAFETENSORS_FILES:
+        path = folder / name
+        if not path.is_file():
+            others = sorted(p.name for p in path.parent.glob("*") if p.is_file() and p.name != "config.json")
+            raise ValueError(f"{path} is missing: only that name is read (the folder holds {others}; pickles "
+                             "are never loaded, convert them to safetensors)")
+        _check_safetensors(path)
+
+
+def _check_safetensors(path: Path) -> None:
+    """The safetensors layout: an 8-byte header length, a json header, then exactly the bytes of
+    every tensor it lists."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        start = f.read(8)
+        length = int.from_bytes(start, "little") if len(start) == 8 else -1
+        if not 2 <= length <= min(size - 8, _MAX_HEADER):
+            if start[:2] == b"PK" or start[:1] == b"\x80":  # torch.save's zip, or a bare pickle
+                raise ValueError(f"{path} is a pickle (torch.save), not safetensors: pickles are never loaded")
+            raise ValueError(f"{path} is not a safetensors file (its first 8 bytes do not give a header length "
+                             f"within its {size} bytes): truncated or another format")
+        try:
+            header = json.loads(f.read(length))
+            ends = [int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"]
+        except (ValueError, TypeError, KeyError, IndexError) as err:
+            raise ValueError(f"{path} is not a safetensors file (its header is not valid: {err})") from err
+    expected = 8 + length + max(ends, default=0)
+    if size != expected:
+        raise ValueError(f"{path} is {'truncated' if size < expected else 'damaged'}: its header lists "
+                         f"{expected} bytes, the file holds {size}")
+
+
+def renderer_side(folder: Path) -> int:
+    """The renderer's resolution (longer side, pixels) from ``folder/renderer/config.json``."""
+    config = _read_json(Path(folder) / "renderer" / "config.json")
+    size = config.get("image_size")
+    if not (isinstance(size, list) and size and all(isinstance(v, int) and v > 0 for v in size)):
+        raise ValueError(f"{Path(folder) / 'renderer' / 'config.json'}: image_size must be a list of positive "
+                         f"ints, got {size!r}")
+    return max(size)
+
+
 def _read_json(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid json: {err}") from err
+    except OSError as err:
+        raise ValueError(f"{path} cannot be read: {err.strerror or err}") from err
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a json object, got {type(data).__name__}")
     return data

@@ -4,6 +4,7 @@ of the named endpoint through gradio_client against the app served on 127.0.0.1.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +182,124 @@ def test_bad_inputs_show_a_message_and_the_app_keeps_serving(served_demo, small_
     assert list(served_demo.work_root.iterdir()) == []
     video, *_ = _generate(client, small_photo, short_speech)
     assert _video_path(video).is_file()
+
+
+# ----------------------------------------------------------------------- the bad-input catalogue
+def _catalogue_files():
+    import importlib.util
+
+    path = REPO_ROOT / "tests" / "pipeline" / "bad_input_files.py"
+    spec = importlib.util.spec_from_file_location("_bad_input_files", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bad_photos(tmp_path_factory, small_photo) -> dict[str, Path]:
+    from PIL import Image
+
+    files = _catalogue_files()
+    folder = tmp_path_factory.mktemp("bad_photos")
+    jpeg = folder / "good.jpg"
+    Image.open(small_photo).convert("RGB").save(jpeg, quality=90)
+    made = files.unreadable_photos(folder / "photos", jpeg)
+    made["bomb"] = files.write_bomb_png(folder / "bomb.png", 20000)
+    return made
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("case", "message"), [
+    ("empty", "is not a readable image"), ("text", "is not a readable image"), ("svg", "is not a readable image"),
+    ("pdf", "is not a readable image"), ("truncated jpeg", "is not a readable image"),
+    ("bomb", "photos are limited to 150 megapixels"),
+])
+def test_unreadable_photos_get_the_pipelines_message_without_a_path(served_demo, bad_photos, short_speech,
+                                                                    tmp_path, case, message, capfd):
+    from gradio_client.exceptions import AppError
+
+    client = _client(served_demo, tmp_path)
+    with pytest.raises(AppError, match=message) as info:
+        _generate(client, bad_photos[case], short_speech)
+    text = str(info.value)
+    assert text.startswith("The photo '") and bad_photos[case].name in text
+    assert "/" not in text.split(message)[0], text  # the file by its name, no server folder
+    assert "Traceback" not in capfd.readouterr().err  # one log line on the server, no traceback
+
+
+@pytest.mark.slow
+def test_an_hour_of_m4a_is_refused_from_its_header(served_demo, small_photo, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    m4a = _catalogue_files().write_long_m4a(tmp_path / "hour.m4a", minutes=60)
+    with pytest.raises(AppError, match=r"The speech lasts 36\d\d\.\d s; this demo takes at most 3 s"):
+        _generate(_client(served_demo, tmp_path), small_photo, m4a)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_shutdown_removes_the_work_folder_and_the_gradio_cache(how, tiny_weights_dir, small_photo, short_speech,
+                                                               tmp_path):
+    """app.py served as a process, one request answered, then stopped: its folders are gone."""
+    import socket
+
+    from gradio_client import Client
+
+    temp, cache = tmp_path / "tmp", tmp_path / "gradio"
+    temp.mkdir(), cache.mkdir()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = _clean_env(TMPDIR=str(temp), GRADIO_TEMP_DIR=str(cache), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
+                     GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.Popen([sys.executable, "app.py", "--weights", str(tiny_weights_dir), "--port", str(port)],
+                            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        client = _wait_for(lambda: Client(f"http://127.0.0.1:{port}/", verbose=False,
+                                          download_files=str(tmp_path), analytics_enabled=False), proc)
+        _generate(client, small_photo, short_speech)
+        assert any(p.name.startswith("difftted-gradio-") for p in cache.iterdir()), list(cache.iterdir())
+        assert any(p.name.startswith("difftted-app-") for p in temp.iterdir())
+    finally:
+        proc.send_signal(how)
+        output, _ = proc.communicate(timeout=120)
+    assert list(cache.iterdir()) == [], (list(cache.rglob("*")), output)
+    assert not [p for p in temp.iterdir() if p.name.startswith("difftted-")], output
+    assert "Traceback" not in output, output
+
+
+@pytest.fixture(scope="module")
+def tiny_weights_dir(app_pipeline, tmp_path_factory) -> Path:
+    return app_pipeline.save_pretrained(tmp_path_factory.mktemp("tiny_weights"))
+
+
+def _wait_for(connect, proc):
+    """``connect()`` once the served app answers (polling; no time is asserted)."""
+    import time
+
+    for _ in range(600):
+        if proc.poll() is not None:
+            raise AssertionError(f"app.py ended: {proc.stdout.read()}")
+        try:
+            return connect()
+        except Exception:  # noqa: BLE001 - not listening yet
+            time.sleep(0.5)
+    raise AssertionError("app.py never answered")
+
+
+@pytest.mark.slow
+def test_broken_weights_stop_the_app_with_one_error_line(tiny_weights_dir, tmp_path):
+    """Every broken weights folder of the catalogue: app.py exits at start with one `error:` line
+    naming the file and what is wrong (the processes run at once; each mostly imports)."""
+    cases = _catalogue_files().broken_weights(tiny_weights_dir, tmp_path)
+    procs = {name: subprocess.Popen([sys.executable, "app.py", "--weights", str(folder)], cwd=REPO_ROOT,
+                                    env=_clean_env(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name, (folder, _, _) in cases.items()}
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=600)
+        _, file, what = cases[name]
+        assert proc.returncode == 2, (name, err)
+        assert "Traceback" not in err, err
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and file in errors[0] and what in errors[0], (name, err)
