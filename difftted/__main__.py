@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("difftted.train", "train the keypoint denoiser (accelerate launch)"),
     "train-motion-ae": ("difftted.motion_ae", "train the motion autoencoder used by Diversity / FGD"),
     "evaluate": ("difftted.evaluate", "motion metrics (BC, Diversity, FGD, L1, jitter) as a table"),
+    "evaluate-video": ("difftted.video_judge", "judge generated videos from their pixels (mediapipe landmarks)"),
     "batch": ("difftted.batch", "many (image, audio) jobs across processes (accelerate launch)"),
 }
 
