@@ -5,24 +5,18 @@ Any method's output can be judged, ours or another's: nothing here reads a model
 mediapipe (`difftted.judge_landmarks`) finds body landmarks and the face mesh on every frame;
 the numbers (`difftted.judge_measures`) are, per video:
 
-- **wrist / elbow / head speed**, shoulder-widths per second: per frame, the mean speed of the
-  visible landmarks of the group (both wrists, both elbows, the nose), found frame by frame, tracks
-  filled and smoothed (Gaussian, 0.1 s); the median over frames, over the median shoulder width;
-- **body BC** (Beat Consistency, `difftted.metrics`) of nose + elbow + wrist motion against the
-  audio's librosa onsets, and its **chance** level (onsets shifted circularly by 1-3 s, 20 seeded
-  shifts averaged);
-- **mouth opening** ``|p13 - p14| / |p10 - p152|`` (face mesh): its std over the clip, and its
-  Pearson correlation with the loudness envelope (linear RMS per frame) at the best lag within
-  +-4 frames, with its chance level (envelope shifted by 1-3 s, same best-lag search);
-- **face SSIM** against the photo (grayscale, the photo's face-mesh box enlarged 1.25x, the same
-  box in every frame): mean over the clip, over the first and the last ``--window`` seconds, and
-  per window;
-- **first-frame SSIM** against the photo (whole frame, grayscale);
-- **sharpness**: variance of the Laplacian inside the person's box (the photo's pose landmarks,
-  enlarged 1.2x) as a ratio to the photo's, on the first frame and the median over frames;
-- **background change**: mean absolute difference to the photo (0-255 scale) over the photo's
-  background (selfie segmentation), kept 15% of the frame height away from the person; mean over
-  frames.
+- wrist / elbow / head **speed** in shoulder-widths per second (median over frames);
+- **body BC** (Beat Consistency, `difftted.metrics`) of nose + elbows + wrists against the audio's
+  onsets, with its **chance** level (onsets shifted circularly by 1-3 s, seeded, averaged);
+- **mouth opening** (face mesh ``|p13 - p14| / |p10 - p152|``): std, and best-lag (+-4 frames)
+  correlation with the loudness envelope (linear RMS per frame), with its chance level;
+- **face SSIM** against the photo (its face box, enlarged): mean, first and last ``--window`` s;
+- **first-frame SSIM** against the photo; **sharpness** (variance of the Laplacian in the
+  person's box) as a ratio to the photo's, first frame and median;
+- **background change**: mean |frame - photo| (0-255) over the photo's background kept 15% of the
+  frame height away from the person.
+
+docs/evaluation.md describes each measure and gives figures for real footage.
 
 Without ``--photo`` (real footage) the photo is the video's first frame; a photo of another size
 is resized to the video's (and the judgement says so). Without ``--audio`` the video's own sound
@@ -319,7 +313,7 @@ def _summarise(j: VideoJudgement, tracks: _Tracks, sound, window: float, shifts:
     if np.isfinite(ssim).any():
         j.face_ssim = float(np.nanmean(ssim))
         j.face_ssim_windows = jm.window_means(ssim, times, window, j.duration)
-        j.face_ssim_first = jm.window_means(ssim, times, window, j.duration)[0][2]
+        j.face_ssim_first = j.face_ssim_windows[0][2]
         last = ssim[times >= j.duration - window]
         j.face_ssim_last = float(np.nanmean(last)) if np.isfinite(last).any() else math.nan
     sharp = np.asarray(tracks.sharpness)
