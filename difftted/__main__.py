@@ -27,6 +27,8 @@ COMMANDS: dict[str, Command] = {
     "train": Command("difftted.training.train", "train the keypoint denoiser (accelerate launch)"),
     "train-motion-ae": Command("difftted.training.motion_ae", "train the motion autoencoder used by Diversity / FGD"),
     "evaluate": Command("difftted.evaluation.evaluate", "motion metrics (BC, Diversity, FGD, L1, jitter) as a table"),
+    "evaluate-video": Command("difftted.evaluation.video_judge",
+                              "judge generated videos from their pixels (gestures, lips, face, sharpness, background)"),
     "batch": Command("difftted.interfaces.batch", "many (image, audio) jobs across processes (accelerate launch)"),
     "tps": Command("tps.__main__", "the renderer's commands: convert, animate, train, evaluate (= python -m tps)"),
     # deprecated aliases of the renderer's commands (one release)
