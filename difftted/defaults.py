@@ -13,3 +13,6 @@ DEFAULT_STEPS = 50
 DEFAULT_MAX_SIDE = 1920
 #: Frames rendered (and encoded) per chunk; `tps.render.Renderer` has the same default of its own.
 DEFAULT_RENDER_BATCH = 8
+#: Time constant of the drift removal (`difftted.motion.keypoints.remove_drift`) where pipeline.json
+#: names none: posture held longer than a few seconds is pulled back to the photo's.
+DEFAULT_DRIFT_SECONDS = 4.0

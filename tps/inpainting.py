@@ -103,7 +103,8 @@ class InpaintingNetwork(nn.Module):
         """Decode the driving frame from `encode`'s maps and a `DenseMotionNetwork` output.
 
         source_image ``[B|1, C, H, W]`` and encoder_maps may have batch 1 (broadcast over the
-        dense motion's batch B). Returns ``prediction [B, C, H, W]`` in [0, 1], ``deformed``
+        dense motion's batch B). Returns ``prediction [B, C, H, W]`` in [0, 1], ``generated``
+        (the decoder's own pixels before the blend with the warped source), ``deformed``
         (source warped by the flow at full resolution), ``warped_encoder_maps`` (coarse to fine)
         and the dense-motion entries passed through.
         """
@@ -129,14 +130,15 @@ class InpaintingNetwork(nn.Module):
         occlusion = occlusion_map[-1]
         deformed = deform_input(source_image, deformation)
         out = out * (1 - occlusion) + encoded
-        out = torch.sigmoid(self.final(out))
-        out = out * (1 - occlusion) + deformed * occlusion
+        generated = torch.sigmoid(self.final(out))
+        out = generated * (1 - occlusion) + deformed * occlusion
         result = {key: dense_motion[key] for key in ("contribution_maps", "deformed_source") if key in dense_motion}
         result.update(
             occlusion_map=occlusion_map,
             deformation=deformation,
             deformed=deformed,
             warped_encoder_maps=warped_encoder_maps,
+            generated=generated,
             prediction=out,
         )
         return result

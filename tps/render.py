@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from tps.fast import subpixel_upsampling
 from tps.model import TPSMotionModel
 
-__all__ = ["MODES", "PreparedSource", "Renderer", "relative_keypoints", "official_render"]
+__all__ = ["MODES", "PreparedSource", "RenderedChunk", "Renderer", "relative_keypoints", "official_render"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,23 @@ class PreparedSource:
     def image_size(self) -> tuple[int, int]:
         """(height, width) of the source and of every rendered frame."""
         return int(self.source.shape[-2]), int(self.source.shape[-1])
+
+
+@dataclass(frozen=True)
+class RenderedChunk:
+    """A chunk of rendered frames with the maps that made them (`Renderer.iter_render_maps`).
+
+    Attributes:
+        frames: ``[b, 3, H, W]`` in [0, 1], the model's output (what `Renderer.iter_render` yields).
+        generated: ``[b, 3, H, W]`` the inpainting decoder's own pixels, before the blend.
+        deformation: ``[b, h, w, 2]`` the flow: source (x, y) in [-1, 1] for each output pixel.
+        occlusion: ``[b, 1, H, W]`` the finest occlusion map (1 = the warped source is visible).
+    """
+
+    frames: torch.Tensor
+    generated: torch.Tensor
+    deformation: torch.Tensor
+    occlusion: torch.Tensor
 
 
 def _hull_area(points: torch.Tensor, name: str) -> float:
@@ -264,6 +281,22 @@ class Renderer:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         keypoints = self.driving_keypoints(prepared, kp_driving, mode, kp_driving_initial)
+        return (chunk.frames for chunk in self._render_chunks(prepared, keypoints, batch_size, progress))
+
+    def iter_render_maps(
+        self,
+        prepared: PreparedSource,
+        kp_driving: torch.Tensor | np.ndarray,
+        mode: str = "standard",
+        kp_driving_initial: torch.Tensor | np.ndarray | None = None,
+        batch_size: int = 8,
+        progress: bool = True,
+    ) -> Iterator[RenderedChunk]:
+        """As `iter_render`, but each chunk carries its flow, occlusion and generated pixels
+        (`RenderedChunk`), for composition at another resolution (`tps.compose`)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        keypoints = self.driving_keypoints(prepared, kp_driving, mode, kp_driving_initial)
         return self._render_chunks(prepared, keypoints, batch_size, progress)
 
     def _dense_motion(self, prepared: PreparedSource, kp_driving: torch.Tensor) -> dict:
@@ -304,21 +337,23 @@ class Renderer:
 
     def _render_chunks(
         self, prepared: PreparedSource, keypoints: torch.Tensor, batch_size: int, progress: bool
-    ) -> Iterator[torch.Tensor]:
+    ) -> Iterator[RenderedChunk]:
         inpainting = self.model.inpainting_network
         source = self._layout(prepared.source)
         step = self.compute_batch or (1 if source.device.type == "cpu" else batch_size)
+        keys = ("prediction", "generated", "deformation")
         with tqdm(total=len(keypoints), desc="rendering", unit="frame", disable=not progress) as bar:
             for start in range(0, len(keypoints), batch_size):
-                parts = []
+                parts: list[list[torch.Tensor]] = [[], [], [], []]
                 for kp in keypoints[start : start + batch_size].split(step):
                     with self._context(motion=True):
                         motion = self._dense_motion(prepared, kp)
                     with self._context():
-                        frames = inpainting.decode(source, prepared.encoder_maps, motion)["prediction"]
-                        parts.append(frames.float().contiguous())
+                        out = inpainting.decode(source, prepared.encoder_maps, motion)
+                        for part, value in zip(parts, [out[k] for k in keys] + [out["occlusion_map"][-1]]):
+                            part.append(value.float().contiguous())
                     bar.update(len(kp))
-                yield torch.cat(parts)
+                yield RenderedChunk(*(torch.cat(part) for part in parts))
 
     def render(
         self,

@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--relative-motion", action=argparse.BooleanOptionalAction, default=None,
                         help="drive the photo by the motion relative to its first frame, so the video starts "
                              "at the photo (default: the weights')")
+    parser.add_argument("--drift-seconds", type=_non_negative_float, default=None,
+                        help="pull posture held longer than about this back to the photo's, so long speech does "
+                             "not wander off; 0 = off (default: the weights', else 4)")
+    parser.add_argument("--composition", choices=("native", "model"), default="native",
+                        help="native: warp the photo's own pixels at their resolution and generate only what the "
+                             "motion uncovers (default); model: scale the renderer's frames up (earlier releases)")
+    parser.add_argument("--still-background", action=argparse.BooleanOptionalAction, default=True,
+                        help="keep the photo's pixels wherever the person is not (native composition; default on)")
     parser.add_argument("--weights", default=None,
                         help="pipeline folder or Hugging Face Hub repo id (default: $DIFFTTED_WEIGHTS, then weights/)")
     parser.add_argument("--crop", action="store_true", help="write the animated square crop alone, not the full photo")
@@ -107,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     generator = torch.Generator(device=device).manual_seed(seed)
     result = pipe(photo, speech, num_inference_steps=args.steps, guidance_scale=args.guidance,
                   generator=generator, fps=args.fps, motion_scale=args.motion_scale,
-                  relative_motion=args.relative_motion,
+                  relative_motion=args.relative_motion, drift_seconds=args.drift_seconds,
+                  composition=args.composition, still_background=args.still_background,
                   output="crop" if args.crop else "full", output_path=out, return_frames=False,
                   max_side=args.max_side, render_batch_size=args.batch_size)
     seconds = time.perf_counter() - start

@@ -330,3 +330,28 @@ class PasteBack:
         out = np.repeat(self.photo[None], frames.shape[0], axis=0)
         out[:, self.box.y0 : self.box.y0 + s, self.box.x0 : self.box.x0 + s] = to_uint8(blended)
         return out
+
+
+# ------------------------------------------------------------------------------- person mask
+def person_mask(photo: np.ndarray) -> np.ndarray | None:
+    """Where the person is: ``float32 [H, W]`` in ``[0, 1]`` (1 = person), for ``uint8 [H, W, 3]``.
+
+    mediapipe's selfie segmentation (the general model, in the 0.10.21 wheel, offline) on a copy
+    whose longer side is at most 1024, resized back. The mask's soft edge is kept; callers grow
+    and feather it (`tps.compose.motion_mask`). None when no person is found (then nothing
+    can be called background, and the whole crop may move).
+    """
+    from mediapipe.python.solutions import selfie_segmentation as mp_selfie
+
+    h, w = photo.shape[:2]
+    small = _downscale_for_detection(photo)
+    with mp_selfie.SelfieSegmentation(model_selection=0) as segmenter:
+        result = segmenter.process(np.ascontiguousarray(small))
+    mask = result.segmentation_mask
+    mask = None if mask is None else np.clip(np.nan_to_num(mask.astype(np.float32)), 0.0, 1.0)
+    if mask is None or float(mask.max()) < 0.5:
+        logger.warning("person segmentation found no one: the whole crop may move (no still background)")
+        return None
+    if mask.shape != (h, w):
+        mask = np.asarray(Image.fromarray(mask, mode="F").resize((w, h), Image.Resampling.BILINEAR))
+    return np.ascontiguousarray(mask, dtype=np.float32)

@@ -7,7 +7,8 @@ The flow::
       -> keypoint diffusion with classifier-free guidance       difftted.motion.denoiser, difftted.motion.sampling
       -> driving keypoints [T, N, 2] in [-1, 1], (x, y)
       -> TPS dense motion + inpainting, frame batches           tps.render
-      -> frames, pasted back into the full photo                difftted.pipeline.person
+      -> frames composed at the photo's resolution, background  difftted.pipeline.composition,
+         kept still, pasted back into the full photo            tps.compose
       -> mp4 (H.264 + AAC) carrying the original audio          difftted.pipeline.output
 
 In the style of a diffusers pipeline: components are attributes, ``__call__`` runs numbered steps
@@ -32,12 +33,14 @@ from PIL import Image
 
 from difftted.audio.features import AudioFeatureConfig, AudioFeatureExtractor
 from difftted.audio.speech import AudioInput, Speech, load_speech
-from difftted.defaults import DEFAULT_GUIDANCE_SCALE, DEFAULT_MAX_SIDE, DEFAULT_RENDER_BATCH, DEFAULT_STEPS
-from difftted.motion.keypoints import KeypointStats, MotionCoding
+from difftted.defaults import (DEFAULT_DRIFT_SECONDS, DEFAULT_GUIDANCE_SCALE, DEFAULT_MAX_SIDE, DEFAULT_RENDER_BATCH,
+                               DEFAULT_STEPS)
+from difftted.motion.keypoints import KeypointStats, MotionCoding, remove_drift
 from difftted.motion.sampling import sample_motion
+from difftted.pipeline.composition import COMPOSITIONS, Composition, FrameComposer
 from difftted.pipeline.output import check_output_path, write_talking_video
-from difftted.pipeline.person import CropBox, ImageInput, PasteBack, crop_to_tensor, find_crop, fit_photo, load_image
-from tps.render import Renderer
+from difftted.pipeline.person import CropBox, ImageInput, crop_to_tensor, find_crop, fit_photo, load_image, person_mask
+from tps.render import PreparedSource, RenderedChunk, Renderer
 
 logger = logging.getLogger(__name__)
 
@@ -75,19 +78,23 @@ class DiffTEDPipeline:
     ``keypoint_stats`` (`KeypointStats`), ``fps`` (the rate the denoiser was trained at), and
     ``offset_stats`` (`KeypointStats`) for a denoiser that samples offsets from the photo's
     keypoints (``motion_target="source_offset"``, see `difftted.motion.keypoints.MotionCoding`).
+    Sampling defaults (pipeline.json's ``sampling``): ``num_inference_steps``,
+    ``guidance_scale``, ``relative_motion`` and ``drift_seconds`` (`remove_drift`'s time
+    constant; 0 keeps the motion as sampled).
     """
 
     def __init__(self, denoiser: torch.nn.Module, scheduler: Any, renderer: torch.nn.Module,
                  keypoint_stats: KeypointStats, audio_config: AudioFeatureConfig | None = None,
                  fps: float = 25.0, num_inference_steps: int = DEFAULT_STEPS,
                  guidance_scale: float = DEFAULT_GUIDANCE_SCALE, offset_stats: KeypointStats | None = None,
-                 relative_motion: bool = False) -> None:
+                 relative_motion: bool = False, drift_seconds: float = DEFAULT_DRIFT_SECONDS) -> None:
         if not isinstance(keypoint_stats, KeypointStats):
             raise TypeError(f"keypoint_stats must be a KeypointStats, got {type(keypoint_stats).__name__}")
         if keypoint_stats.num_keypoints != renderer.config.num_kp:
             raise ValueError(f"keypoint_stats has {keypoint_stats.num_keypoints} keypoints, the renderer "
                              f"detects {renderer.config.num_kp}")
         _check_positive("fps", fps)
+        _check_drift(drift_seconds)
         audio_config = audio_config if audio_config is not None else AudioFeatureConfig()
         den = getattr(denoiser, "config", None)
         if den is not None and (den.num_keypoints, den.audio_dim) != (keypoint_stats.num_keypoints,
@@ -108,6 +115,7 @@ class DiffTEDPipeline:
         self.num_inference_steps = int(num_inference_steps)
         self.guidance_scale = float(guidance_scale)
         self.relative_motion = bool(relative_motion)
+        self.drift_seconds = float(drift_seconds)
         self.audio_features = AudioFeatureExtractor(self.audio_config)
         self.frame_renderer = Renderer(self.renderer)  # tps.Renderer over the TPS model `renderer`
         self._progress_bar_config: dict[str, Any] = {}
@@ -160,7 +168,8 @@ class DiffTEDPipeline:
     def __call__(self, image: ImageInput, audio: AudioInput | Speech, *, num_inference_steps: int | None = None,
                  guidance_scale: float | None = None, generator: torch.Generator | None = None,
                  fps: float | None = None, motion_scale: float = 1.0, relative_motion: bool | None = None,
-                 output: Literal["full", "crop"] = "full",
+                 drift_seconds: float | None = None, output: Literal["full", "crop"] = "full",
+                 composition: Composition = "native", still_background: bool = True,
                  output_path: str | Path | None = None, return_frames: bool | None = None,
                  output_type: Literal["np", "pil"] = "np", max_side: int | None = DEFAULT_MAX_SIDE,
                  render_mode: str = "standard", render_batch_size: int = DEFAULT_RENDER_BATCH, progress: bool = True,
@@ -181,8 +190,17 @@ class DiffTEDPipeline:
                 (``kp_t - kp_0 + kp_photo``; TPSMM's relative mode without its hull-area scale): the
                 video starts exactly at the photo, and a constant offset the denoiser puts on a
                 photo unlike its training speakers is dropped. Default: the pipeline's (pipeline.json).
+            drift_seconds: posture held longer than about this is pulled back to the photo's, so a
+                long speech does not wander off (`difftted.motion.keypoints.remove_drift`); 0 turns it
+                off. Default: the pipeline's (pipeline.json, else 4 s).
             output: ``"full"`` pastes the animated crop back into the photo; ``"crop"`` gives the
-                square crop alone at the renderer's resolution.
+                square crop alone (at its own size with ``composition="native"``, at the
+                renderer's with ``"model"``).
+            composition: ``"native"`` warps the photo's own pixels at their resolution by the
+                model's flow and fills only what the motion uncovers with generated pixels;
+                ``"model"`` scales the model's frames up (see `difftted.pipeline.composition`).
+            still_background: with ``"native"``, keep the photo's pixels wherever the person is
+                not (mediapipe selfie segmentation, warped by the motion).
             output_path: write an mp4 (H.264 + AAC with the original audio) there.
             return_frames: keep the frames in memory (default: only when no ``output_path``).
             max_side: the full photo is downscaled to this longer side for the video (None: never).
@@ -191,16 +209,25 @@ class DiffTEDPipeline:
             progress: show progress bars (also see `set_progress_bar_config`).
             return_dict: False gives ``(frames, keypoints, fps, audio, video_path, crop_box)``
                 (`DiffTEDPipelineOutput.to_tuple`).
+
+        Returns:
+            `DiffTEDPipelineOutput`; the first frame is the photo (up to encoding) whenever the
+            motion starts at the photo's keypoints (``relative_motion``) and ``composition`` is
+            ``"native"``.
         """
         steps = self.num_inference_steps if num_inference_steps is None else num_inference_steps
         guidance = self.guidance_scale if guidance_scale is None else guidance_scale
         fps = self.fps if fps is None else fps
         keep = output_path is None if return_frames is None else return_frames
         relative = self.relative_motion if relative_motion is None else bool(relative_motion)
+        drift = self.drift_seconds if drift_seconds is None else drift_seconds
         progress = self._progress(progress)
         # 1. check inputs (cheap checks first, so a bad argument fails before any heavy work)
         self.check_inputs(image, audio, steps, guidance, fps, motion_scale, output, output_path, keep,
                           output_type, render_batch_size)
+        _check_drift(drift)
+        if composition not in COMPOSITIONS:
+            raise ValueError(f"composition must be one of {COMPOSITIONS}, got {composition!r}")
         # 2. load and encode the speech
         speech = load_speech(audio)
         features = self.encode_audio(speech)
@@ -211,10 +238,12 @@ class DiffTEDPipeline:
         prepared = self.frame_renderer.prepare(source.to(self.device))
         # 5. sample the motion
         keypoints = self.sample_keypoints(features, prepared.kp_source[0], steps, guidance, generator,
-                                          motion_scale, speech.num_frames(fps), progress, relative)
-        # 6. render, 7. paste back, 8. write: chunk by chunk, so memory stays bounded
-        paste = PasteBack(photo, box, crop_only=output == "crop")
-        chunks = (paste(c) for c in self.render_frames(prepared, keypoints, render_mode, render_batch_size, progress))
+                                          motion_scale, speech.num_frames(fps), progress, relative, drift)
+        # 6. render, 7. compose (at the photo's resolution) and paste back, 8. write: chunk by
+        # chunk, so memory stays bounded
+        composer = self.prepare_composition(photo, box, prepared, composition, output == "crop", still_background)
+        chunks = (composer(c) for c in self.render_frames(prepared, keypoints, render_mode, render_batch_size,
+                                                          progress))
         frames, video_path = self.write(chunks, speech, fps, output_path, keep)
         if frames is not None and output_type == "pil":
             frames = [Image.fromarray(f) for f in frames]
@@ -263,27 +292,43 @@ class DiffTEDPipeline:
 
     def sample_keypoints(self, features: torch.Tensor, kp_source: torch.Tensor, steps: int, guidance: float,
                          generator: torch.Generator | None, motion_scale: float, num_frames: int,
-                         progress: bool = True, relative_motion: bool = False) -> torch.Tensor:
+                         progress: bool = True, relative_motion: bool = False,
+                         drift_seconds: float = 0.0) -> torch.Tensor:
         """Step 5: driving keypoints ``[num_frames, N, 2]`` in ``[-1, 1]`` at the output rate.
 
-        Sampled in normalised units at the model's rate, denormalised, scaled around the source
-        keypoints ``kp_source [N, 2]`` by ``motion_scale`` (with ``relative_motion``, moved so
-        the first frame is ``kp_source``), then resampled to ``num_frames``.
+        Sampled in normalised units at the model's rate, denormalised, taken relative to the
+        source keypoints ``kp_source [N, 2]`` (with ``relative_motion``, to the first sampled
+        frame, so the clip starts at ``kp_source``), freed of drift slower than
+        ``drift_seconds`` (`remove_drift`; 0: off), scaled by ``motion_scale``, then resampled to
+        ``num_frames``.
         """
         source_norm = self.motion_coding.encode_source(kp_source.float()).reshape(-1)
         motion = sample_motion(self.denoiser, self.scheduler, features, source_norm,
                                num_inference_steps=steps, guidance_scale=guidance, generator=generator,
                                progress=self._progress(progress))
         kp = self.motion_coding.decode(motion.reshape(len(motion), -1, 2), kp_source)  # [T_model, N, 2]
-        reference = kp[:1] if relative_motion else kp_source
-        kp = kp_source + motion_scale * (kp - reference)
+        offsets = kp - (kp[:1] if relative_motion else kp_source)
+        if drift_seconds > 0:
+            offsets = remove_drift(offsets, self.fps, drift_seconds, keep_start=relative_motion)
+        kp = kp_source + motion_scale * offsets
         return resample_frames(kp, num_frames).clamp(-1.0, 1.0)
 
-    def render_frames(self, prepared: Any, keypoints: torch.Tensor, mode: str, batch_size: int,
-                      progress: bool) -> Iterator[torch.Tensor]:
-        """Step 6: frames ``[b, 3, h, w]`` in ``[0, 1]``, chunk by chunk."""
-        yield from self.frame_renderer.iter_render(prepared, keypoints.to(self.device), mode=mode,
-                                                   batch_size=batch_size, progress=progress)
+    def prepare_composition(self, photo: np.ndarray, box: CropBox, prepared: PreparedSource,
+                            composition: Composition, crop_only: bool, still_background: bool) -> FrameComposer:
+        """Step 7's set-up: the photo's person mask and the maps of its own pose (one render of the
+        source keypoints), for `difftted.pipeline.composition.FrameComposer`."""
+        if composition == "model":
+            return FrameComposer(photo, box, "model", crop_only=crop_only)
+        rest = next(self.frame_renderer.iter_render_maps(prepared, prepared.kp_source, batch_size=1, progress=False))
+        person = person_mask(photo) if still_background else None
+        return FrameComposer(photo, box, "native", crop_only=crop_only, rest=rest, person=person)
+
+    def render_frames(self, prepared: PreparedSource, keypoints: torch.Tensor, mode: str, batch_size: int,
+                      progress: bool) -> Iterator[RenderedChunk]:
+        """Step 6: chunk by chunk, the model's frames ``[b, 3, h, w]`` in ``[0, 1]`` with their
+        flow, occlusion and generated pixels (`tps.render.RenderedChunk`)."""
+        yield from self.frame_renderer.iter_render_maps(prepared, keypoints.to(self.device), mode=mode,
+                                                        batch_size=batch_size, progress=progress)
 
     def write(self, chunks: Iterator[np.ndarray], speech: Speech, fps: float,
               output_path: str | Path | None, keep: bool) -> tuple[np.ndarray | None, Path | None]:
@@ -316,6 +361,11 @@ def _tee(chunks: Iterator[np.ndarray], kept: list[np.ndarray]) -> Iterator[np.nd
     for chunk in chunks:
         kept.append(chunk)
         yield chunk
+
+
+def _check_drift(value: Any) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"drift_seconds must be a finite number >= 0 (0: off), got {value!r}")
 
 
 def _check_positive(name: str, value: Any) -> None:

@@ -185,7 +185,8 @@ def load_components(folder: Path) -> dict:
         offset_stats=KeypointStats.from_dict(meta["offset_stats"]) if "offset_stats" in meta else None,
         audio_config=AudioFeatureConfig.from_dict(meta["audio"]),
         fps=meta["fps"],
-        **{k: sampling[k] for k in ("num_inference_steps", "guidance_scale", "relative_motion") if k in sampling},
+        **{k: sampling[k] for k in ("num_inference_steps", "guidance_scale", "relative_motion", "drift_seconds")
+           if k in sampling},
     )
 
 
@@ -197,18 +198,21 @@ def save_components(pipe, folder: Path) -> Path:
     pipe.renderer.save_pretrained(folder / "renderer")
     write_pipeline_json(folder, fps=pipe.fps, audio_config=pipe.audio_config, keypoint_stats=pipe.keypoint_stats,
                         offset_stats=pipe.offset_stats, relative_motion=pipe.relative_motion,
-                        num_inference_steps=pipe.num_inference_steps, guidance_scale=pipe.guidance_scale)
+                        num_inference_steps=pipe.num_inference_steps, guidance_scale=pipe.guidance_scale,
+                        drift_seconds=pipe.drift_seconds)
     logger.info("saved the pipeline to %s", folder)
     return folder
 
 
 def write_pipeline_json(folder: Path, *, fps: float, audio_config, keypoint_stats, num_inference_steps: int,
-                        guidance_scale: float, offset_stats=None, relative_motion: bool = False) -> Path:
+                        guidance_scale: float, offset_stats=None, relative_motion: bool = False,
+                        drift_seconds: float | None = None) -> Path:
     """``folder/pipeline.json``: what a pipeline needs beside its networks (see weights/README.md).
 
     ``offset_stats`` (a `KeypointStats`, for a denoiser whose ``motion_target`` is
     ``"source_offset"``) is written only when given; ``relative_motion`` is a sampling default
-    like the other two (see `DiffTEDPipeline.__call__`).
+    like the other two, and so is ``drift_seconds`` (0: no drift removal), written only when
+    given (absent, the pipeline's default applies; see `DiffTEDPipeline.__call__`).
     """
     meta = {
         "format": PIPELINE_FORMAT,
@@ -217,7 +221,8 @@ def write_pipeline_json(folder: Path, *, fps: float, audio_config, keypoint_stat
         "keypoint_stats": keypoint_stats.to_dict(),
         **({"offset_stats": offset_stats.to_dict()} if offset_stats is not None else {}),
         "sampling": {"num_inference_steps": int(num_inference_steps), "guidance_scale": float(guidance_scale),
-                     "relative_motion": bool(relative_motion)},
+                     "relative_motion": bool(relative_motion),
+                     **({} if drift_seconds is None else {"drift_seconds": float(drift_seconds)})},
     }
     path = Path(folder) / PIPELINE_FILE
     path.write_text(json.dumps(meta, indent=1) + "\n")

@@ -54,7 +54,7 @@ def test_the_pixel_limit_applies_to_every_kind_of_input(tmp_path):
 
 def test_a_huge_png_is_reduced_toward_max_side(tmp_path, caplog):
     path = files.write_png(tmp_path / "wide.png", 6000, 3000)
-    with caplog.at_level(logging.INFO, logger="difftted.person"):
+    with caplog.at_level(logging.INFO, logger="difftted.pipeline.person"):
         photo = load_image(path, max_side=1000)
     assert photo.dtype == np.uint8 and photo.shape == (500, 1000, 3)  # factor 6: exactly max_side
     assert "decoded reduced" in caplog.text

@@ -1,0 +1,104 @@
+"""From rendered chunks to output frames: composition at the photo's resolution, a still background.
+
+Two ways to turn the renderer's output into the video's frames (``composition``):
+
+- ``"native"`` (default): the crop around the speaker is warped at its own size (up to the
+  photo's, capped by ``max_side``) by the model's flow, and the model's generated pixels, resized,
+  fill only what the occlusion map marks as not visible in the photo (`tps.compose`). The photo's
+  detail is kept, and a zero motion gives the photo back exactly. Then a still background: the
+  frame differs from the photo only where the person is, in the photo or where the flow moves
+  them (mediapipe's selfie segmentation of the photo, `difftted.pipeline.person.person_mask`, warped by the
+  flow, grown and feathered; `tps.compose.motion_mask`); everywhere else the photo's own pixels.
+  Background uncovered behind a moving arm lies inside the person's photo mask, so it still comes
+  from the renderer.
+- ``"model"``: the model's frames at its own resolution (e.g. 256x256), scaled up to the crop
+  and pasted with a feathered square (`difftted.pipeline.person.PasteBack`): the path of earlier releases,
+  kept for comparison and for renderers whose occlusion maps are not trusted.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from difftted.pipeline.person import CropBox, PasteBack, feather_mask
+from tps.compose import compose, motion_mask, relative_flow
+from tps.render import RenderedChunk
+
+COMPOSITIONS = ("native", "model")
+Composition = Literal["native", "model"]
+
+
+class FrameComposer:
+    """Rendered chunks -> ``uint8 [b, H, W, 3]`` frames (the full photo, or the crop alone).
+
+    Args:
+        photo: ``uint8 [H, W, 3]`` the (possibly downscaled) photo.
+        box: the square crop the renderer animates.
+        composition: ``"native"`` or ``"model"`` (module docstring).
+        crop_only: return the crop alone (native: at its own size, cut to even sides for H.264;
+            model: at the model's size) instead of the full photo.
+        rest: the render of the photo's own keypoints: its flow and occlusion are the zero of
+            the motion (`tps.compose.relative_flow`, `tps.compose.visibility`), so the rest pose
+            gives the photo back exactly; None uses the maps as predicted.
+        person: ``float32 [H, W]`` the photo's person mask (`difftted.pipeline.person.person_mask`), or
+            None: no still background, the whole crop may move.
+        feather: the seam of the crop square, as a fraction of its side.
+    """
+
+    def __init__(self, photo: np.ndarray, box: CropBox, composition: Composition = "native", *,
+                 crop_only: bool = False, rest: RenderedChunk | None = None,
+                 person: np.ndarray | None = None, feather: float = 0.04) -> None:
+        if composition not in COMPOSITIONS:
+            raise ValueError(f"composition must be one of {COMPOSITIONS}, got {composition!r}")
+        if person is not None and person.shape != photo.shape[:2]:
+            raise ValueError(f"person mask shape {person.shape} does not match the photo's {photo.shape[:2]}")
+        self.composition, self.crop_only = composition, crop_only
+        self._paste = PasteBack(photo, box, feather=feather, crop_only=crop_only)
+        if composition == "model":
+            return
+        self.photo, self.box = photo, box
+        s = box.size
+        patch = photo[box.y0 : box.y0 + s, box.x0 : box.x0 + s]
+        self.crop = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)[None].float() / 255.0
+        self.rest = rest
+        self.square = torch.ones(1, 1, s, s) if crop_only else torch.from_numpy(
+            feather_mask(box, photo.shape[:2], feather))[None, None]
+        self.person = None
+        if person is not None:
+            self.person = torch.from_numpy(np.ascontiguousarray(person[box.y0 : box.y0 + s, box.x0 : box.x0 + s]))[None, None]
+
+    def __call__(self, chunk: RenderedChunk) -> np.ndarray:
+        """One chunk of `tps.Renderer.iter_render_maps` -> ``uint8 [b, H, W, 3]``."""
+        if self.composition == "model":
+            return self._paste(chunk.frames)
+        deformation, rest = chunk.deformation.float().cpu(), self.rest
+        if rest is not None:
+            deformation = relative_flow(deformation, rest.deformation.float().cpu())
+        frames = compose(self.crop, chunk.generated.float().cpu(), deformation, chunk.occlusion.float().cpu(),
+                         None if rest is None else rest.occlusion.float().cpu())
+        alpha = self.square
+        if self.person is not None:
+            h, w = chunk.generated.shape[-2:]
+            person = F.interpolate(self.person, size=(h, w), mode="bilinear", align_corners=False,
+                                   antialias=self.box.size > h)
+            region = F.interpolate(motion_mask(person, deformation), size=self.crop.shape[-2:],
+                                   mode="bilinear", align_corners=False)
+            alpha = alpha * region
+        blended = frames * alpha + self.crop * (1.0 - alpha)
+        pixels = _to_uint8(blended)
+        if self.crop_only:
+            even = self.box.size - self.box.size % 2
+            return np.ascontiguousarray(pixels[:, :even, :even])
+        out = np.repeat(self.photo[None], len(pixels), axis=0)
+        s = self.box.size
+        out[:, self.box.y0 : self.box.y0 + s, self.box.x0 : self.box.x0 + s] = pixels
+        return out
+
+
+def _to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """``[b, 3, h, w]`` in [0, 1] -> ``uint8 [b, h, w, 3]``."""
+    return (frames.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
