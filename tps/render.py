@@ -278,10 +278,8 @@ class Renderer:
         The mode's keypoints are computed for the whole clip before the first chunk (relative
         mode scales every frame by the same hull ratio), so chunking never changes a frame.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        keypoints = self.driving_keypoints(prepared, kp_driving, mode, kp_driving_initial)
-        return (chunk.frames for chunk in self._render_chunks(prepared, keypoints, batch_size, progress))
+        chunks = self.iter_render_maps(prepared, kp_driving, mode, kp_driving_initial, batch_size, progress)
+        return (chunk.frames for chunk in chunks)
 
     def iter_render_maps(
         self,

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pipeline import bad_input_files
+
 # gradio's queue triggers pandas deprecation warnings that say nothing about this project
 pytestmark = [pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
               pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
@@ -185,21 +187,11 @@ def test_bad_inputs_show_a_message_and_the_app_keeps_serving(served_demo, small_
 
 
 # ----------------------------------------------------------------------- the bad-input catalogue
-def _catalogue_files():
-    import importlib.util
-
-    path = REPO_ROOT / "tests" / "pipeline" / "bad_input_files.py"
-    spec = importlib.util.spec_from_file_location("_bad_input_files", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def bad_photos(tmp_path_factory, small_photo) -> dict[str, Path]:
     from PIL import Image
 
-    files = _catalogue_files()
+    files = bad_input_files
     folder = tmp_path_factory.mktemp("bad_photos")
     jpeg = folder / "good.jpg"
     Image.open(small_photo).convert("RGB").save(jpeg, quality=90)
@@ -231,7 +223,7 @@ def test_unreadable_photos_get_the_pipelines_message_without_a_path(served_demo,
 def test_an_hour_of_m4a_is_refused_from_its_header(served_demo, small_photo, tmp_path):
     from gradio_client.exceptions import AppError
 
-    m4a = _catalogue_files().write_long_m4a(tmp_path / "hour.m4a", minutes=60)
+    m4a = bad_input_files.write_long_m4a(tmp_path / "hour.m4a", minutes=60)
     with pytest.raises(AppError, match=r"The speech lasts 36\d\d\.\d s; this demo takes at most 3 s"):
         _generate(_client(served_demo, tmp_path), small_photo, m4a)
 
@@ -291,7 +283,7 @@ def _wait_for(connect, proc):
 def test_broken_weights_stop_the_app_with_one_error_line(tiny_weights_dir, tmp_path):
     """Every broken weights folder of the catalogue: app.py exits at start with one `error:` line
     naming the file and what is wrong (the processes run at once; each mostly imports)."""
-    cases = _catalogue_files().broken_weights(tiny_weights_dir, tmp_path)
+    cases = bad_input_files.broken_weights(tiny_weights_dir, tmp_path)
     procs = {name: subprocess.Popen([sys.executable, "app.py", "--weights", str(folder)], cwd=REPO_ROOT,
                                     env=_clean_env(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"),
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
