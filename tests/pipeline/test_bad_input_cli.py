@@ -5,7 +5,6 @@ Memory, not time, is asserted: the machine running the tests may be shared."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -15,17 +14,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.pipeline import bad_input_files as files
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load_files():
-    spec = importlib.util.spec_from_file_location("_bad_input_files", Path(__file__).with_name("bad_input_files.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-files = _load_files()
 
 
 def _env() -> dict[str, str]:
