@@ -22,12 +22,13 @@ Steps of `table_keypoints` (deterministic, never NaN):
    point (landmark tracks jitter by a few pixels).
 3. **The table**: each keypoint is a named point, or a point on the segment between two named
    points, plus an offset along and across that segment in shoulder widths (`KeypointSpec`).
-4. **Spread guard**: a transform whose 5 points come too close (min distance under
-   ``GUARD_MIN_DISTANCE`` shoulder widths) or too near a line (thinnest RMS spread under
-   ``GUARD_MIN_SPREAD``) gets a small fixed pentagon added, growing continuously from 0 as the
-   points degenerate, so every transform stays fit for a TPS (e.g. a fist, a foreshortened arm).
-5. Pixel -> ``[-1, 1]`` with align_corners=True: ``x = 2*col/(W-1) - 1`` of the given frame (or
+4. Pixel -> ``[-1, 1]`` with align_corners=True: ``x = 2*col/(W-1) - 1`` of the given frame (or
    crop) size. Keypoints are not clipped: a hand outside the frame has keypoints beyond +-1.
+
+5. **Spread guard** (`spread_guard`): a transform whose 5 points come too close or too near a
+   line for their size gets a fixed pentagon added, growing continuously from 0 as the points
+   degenerate, so every transform stays fit for a TPS (a hand seen edge-on, a fist, an arm
+   pointing at the camera).
 
 "Right"/"left" are the person's (a frontal person's right side is on the image's left).
 """
@@ -67,9 +68,11 @@ FACE_TEMPLATE = {
 HAND_TEMPLATE = {"index_knuckle": (0.27, -0.07), "pinky_knuckle": (0.24, 0.07),
                  "thumb_tip": (0.20, -0.15), "middle_tip": (0.52, 0.0)}
 
-GUARD_MIN_DISTANCE = 0.03
-GUARD_MIN_SPREAD = 0.02
-GUARD_RADIUS = 0.05
+#: Spread guard (step 4): `tps_condition` below which a pentagon is added, its radius relative
+#: to the transform's RMS radius, and the smallest radius counted (shoulder widths).
+GUARD_MIN_CONDITION = 0.06
+GUARD_RADIUS = 0.3
+GUARD_MIN_SIZE = 0.05
 
 
 @dataclass(frozen=True)
@@ -265,7 +268,7 @@ def smooth_points(points: dict[str, np.ndarray], sigma_frames: float) -> dict[st
 
 
 def apply_table(points: dict[str, np.ndarray], sw: float) -> np.ndarray:
-    """`TABLE` on complete named points (pixels) -> ``[T, 50, 2]`` pixels, spread guard applied."""
+    """`TABLE` on complete named points (pixels) -> ``[T, 50, 2]`` pixels (before the guard)."""
     out = []
     for s in TABLE:
         p = points[s.a]
@@ -274,7 +277,7 @@ def apply_table(points: dict[str, np.ndarray], sw: float) -> np.ndarray:
             u, n = _frame(p, q, s.rest, sw)
             p = p + s.t * (q - p) + sw * (s.along * u + s.across * n)
         out.append(p)
-    return spread_guard(np.stack(out, axis=1), sw)
+    return np.stack(out, axis=1)
 
 
 _PENTAGON = np.stack([np.cos(2 * np.pi * np.arange(5) / 5 + 0.3), np.sin(2 * np.pi * np.arange(5) / 5 + 0.3)], -1)
@@ -291,12 +294,35 @@ def transform_spread(kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return d.min(axis=(-2, -1)), sv
 
 
-def spread_guard(kp: np.ndarray, sw: float) -> np.ndarray:
-    """Add a pentagon of radius up to ``GUARD_RADIUS * sw`` to transforms that degenerate."""
-    dmin, spread = transform_spread(kp)
-    need = np.clip(np.maximum(1 - dmin / (GUARD_MIN_DISTANCE * sw), 1 - spread / (GUARD_MIN_SPREAD * sw)), 0, 1)
-    g = kp.reshape(kp.shape[:-2] + (NUM_TPS, 5, 2)) + need[..., None, None] * GUARD_RADIUS * sw * _PENTAGON
-    return g.reshape(kp.shape)
+def tps_condition(kp: np.ndarray) -> np.ndarray:
+    """How fit for a TPS each transform is: ``kp [..., 50, 2]`` -> ``[..., 10]``, the smallest
+    singular value of its (unregularised) 8x8 TPS system with its 5 points centred and scaled to
+    unit RMS radius: 0 for coincident or collinear points, about 0.3 for a regular pentagon."""
+    g = kp.reshape(kp.shape[:-2] + (NUM_TPS, 5, 2)).astype(np.float64)
+    g = g - g.mean(axis=-2, keepdims=True)
+    g = g / np.maximum(np.sqrt((g ** 2).sum(-1).mean(-1)), 1e-12)[..., None, None]
+    d2 = ((g[..., :, None, :] - g[..., None, :, :]) ** 2).sum(-1)
+    p = np.concatenate([g, np.ones(g.shape[:-1] + (1,))], axis=-1)
+    top = np.concatenate([d2 * np.log(d2 + 1e-9), p], axis=-1)
+    bottom = np.concatenate([np.swapaxes(p, -1, -2), np.zeros(g.shape[:-2] + (3, 3))], axis=-1)
+    return np.linalg.svd(np.concatenate([top, bottom], axis=-2), compute_uv=False)[..., -1]
+
+
+def spread_guard(kp: np.ndarray, sw: float, rounds: int = 8) -> np.ndarray:
+    """Add a pentagon to each transform that is too close to degenerate (`tps_condition` under
+    ``GUARD_MIN_CONDITION``): radius ``GUARD_RADIUS * need * r`` with ``need = 1 - condition /
+    GUARD_MIN_CONDITION`` clipped to [0, 1] and ``r`` the transform's RMS radius (at least
+    ``GUARD_MIN_SIZE`` shoulder widths); ``rounds`` times. 0 for a healthy transform and growing
+    continuously as it degenerates, so the guard adds no jumps in time."""
+    for _ in range(rounds):
+        need = np.clip(1 - tps_condition(kp) / GUARD_MIN_CONDITION, 0, 1)
+        if not need.any():
+            break
+        g = kp.reshape(kp.shape[:-2] + (NUM_TPS, 5, 2))
+        rms = np.sqrt(((g - g.mean(axis=-2, keepdims=True)) ** 2).sum(-1).mean(-1))
+        r = np.maximum(rms, GUARD_MIN_SIZE * sw)
+        kp = (g + (need * GUARD_RADIUS * r)[..., None, None] * _PENTAGON).reshape(kp.shape)
+    return kp
 
 
 def to_unit(kp_pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -316,8 +342,9 @@ def table_keypoints(points: dict[str, np.ndarray], size: tuple[int, int], fps: f
         raise ValueError(f"size must be (height, width) of at least 2 pixels, got {size!r}")
     pts, measured, sw = complete_points(points, fps, max_gap)
     pts = smooth_points(pts, smooth * fps)
-    kp = apply_table(pts, sw)
-    return BodyKeypoints(to_unit(kp, size), source_codes(measured), tuple(size), fps)
+    kp = to_unit(apply_table(pts, sw), size)  # the guard works where the TPS does: in [-1, 1]
+    kp = spread_guard(kp, 2.0 * sw / (max(size) - 1)).astype(np.float32)
+    return BodyKeypoints(kp, source_codes(measured), tuple(size), fps)
 
 
 def source_codes(measured: dict[str, np.ndarray]) -> np.ndarray:

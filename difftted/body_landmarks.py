@@ -135,10 +135,34 @@ def extract_body_keypoints(frames: Iterable[np.ndarray] | str | Path, fps: float
     return table_keypoints(points, size, fps=fps, smooth=smooth, max_gap=max_gap)
 
 
-def image_body_keypoints(image: np.ndarray, crop: tuple[int, int, int, int] | None = None) -> BodyKeypoints:
+#: Pixel shifts of the photo averaged by `image_body_keypoints` (mediapipe is not shift-equivariant:
+#: one run moves landmarks by several pixels under a 1-pixel shift; the mean of 9 runs far less).
+TTA_SHIFTS = tuple((dx, dy) for dx in (-3, 0, 3) for dy in (-3, 0, 3))
+
+
+def _shifted(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """``image`` moved by (dx, dy) pixels, the uncovered border repeating the edge."""
+    h, w = image.shape[:2]
+    pad = np.pad(image, ((abs(dy), abs(dy)), (abs(dx), abs(dx)), (0, 0)), mode="edge")
+    return np.ascontiguousarray(pad[abs(dy) - dy:abs(dy) - dy + h, abs(dx) - dx:abs(dx) - dx + w])
+
+
+def image_body_keypoints(image: np.ndarray, crop: tuple[int, int, int, int] | None = None,
+                         shifts: tuple[tuple[int, int], ...] = TTA_SHIFTS) -> BodyKeypoints:
     """Body-anchored keypoints of one photo (uint8 ``[H, W, 3]`` RGB): ``keypoints [1, 50, 2]`` in
-    [-1, 1] of the photo or of ``crop``; no smoothing. Raises ValueError when no person is found."""
-    points, size = detect_named_points([image], static=True)
+    [-1, 1] of the photo or of ``crop``; no smoothing. Each named point is the mean over the
+    photo moved by ``shifts`` (pixels; the runs that found it), which steadies mediapipe's output.
+    Raises ValueError when no person is found."""
+    image = _check_frame(image, 0)
+    if not shifts:
+        raise ValueError("shifts must hold at least one (dx, dy)")
+    runs, size = detect_named_points([_shifted(image, dx, dy) for dx, dy in shifts], static=True)
+    offsets = np.asarray(shifts, dtype=np.float64)
+    points = {}
+    for k, v in runs.items():
+        v = v - offsets
+        found = np.isfinite(v).all(axis=1)
+        points[k] = v[found].mean(axis=0, keepdims=True) if found.any() else np.full((1, 2), np.nan)
     points, size = _crop_points(points, crop, size)
     if not np.isfinite(points["right_shoulder"]).all():
         raise ValueError("image: no person found (mediapipe pose found no body)")
