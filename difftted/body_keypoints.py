@@ -43,7 +43,7 @@ SIDES = ("right", "left")
 CORE_NAMES = ("nose", "right_eye", "left_eye", "right_shoulder", "left_shoulder", "right_elbow",
               "left_elbow", "right_wrist", "left_wrist")
 FACE_NAMES = ("forehead", "right_eye_outer", "left_eye_outer", "right_nose_wing", "left_nose_wing",
-              "mouth_right", "mouth_left", "upper_lip", "lower_lip", "chin", "right_ear", "left_ear")
+              "mouth_right", "mouth_left", "upper_lip", "lower_lip", "chin", "right_jaw", "left_jaw")
 HAND_PARTS = ("index_knuckle", "pinky_knuckle", "thumb_tip", "middle_tip")
 HAND_NAMES = tuple(f"{s}_{p}" for s in SIDES for p in HAND_PARTS)
 POINT_NAMES = CORE_NAMES + FACE_NAMES + HAND_NAMES
@@ -61,7 +61,7 @@ FACE_TEMPLATE = {
     "forehead": (0.0, -0.30), "right_eye_outer": (-0.125, -0.10), "left_eye_outer": (0.125, -0.10),
     "right_nose_wing": (-0.045, -0.01), "left_nose_wing": (0.045, -0.01),
     "mouth_right": (-0.07, 0.12), "mouth_left": (0.07, 0.12), "upper_lip": (0.0, 0.08),
-    "lower_lip": (0.0, 0.16), "chin": (0.0, 0.27), "right_ear": (-0.21, -0.04), "left_ear": (0.21, -0.04),
+    "lower_lip": (0.0, 0.16), "chin": (0.0, 0.27), "right_jaw": (-0.17, 0.14), "left_jaw": (0.17, 0.14),
 }
 #: Right-hand points in the forearm frame (origin wrist, x: elbow -> wrist, y: x turned +90 deg in
 #: image coordinates), shoulder widths; the left hand mirrors y.
@@ -123,7 +123,7 @@ def _build_table() -> tuple[KeypointSpec, ...]:
     mouth = [KeypointSpec("mouth", n.replace("_", " "), n) for n in
              ("mouth_right", "mouth_left", "upper_lip", "lower_lip", "chin")]
     sh = ("right_shoulder", "left_shoulder")
-    neck = [KeypointSpec("neck", "right ear", "right_ear"), KeypointSpec("neck", "left ear", "left_ear"),
+    neck = [KeypointSpec("neck", "right jaw angle", "right_jaw"), KeypointSpec("neck", "left jaw angle", "left_jaw"),
             KeypointSpec("neck", "neck base", *sh, t=0.5, across=-0.12, rest=(1.0, 0.0)),
             KeypointSpec("neck", "right trapezius", *sh, t=0.3, rest=(1.0, 0.0)),
             KeypointSpec("neck", "left trapezius", *sh, t=0.7, rest=(1.0, 0.0))]

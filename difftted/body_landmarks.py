@@ -28,7 +28,7 @@ POSE_LANDMARKS = {"nose": 0, "left_eye": 2, "right_eye": 5, "left_shoulder": 11,
 #: Face mesh index -> named point.
 FACE_LANDMARKS = {"forehead": 10, "right_eye_outer": 33, "left_eye_outer": 263, "right_nose_wing": 98,
                   "left_nose_wing": 327, "mouth_right": 61, "mouth_left": 291, "upper_lip": 0,
-                  "lower_lip": 17, "chin": 152, "right_ear": 234, "left_ear": 454}
+                  "lower_lip": 17, "chin": 152, "right_jaw": 172, "left_jaw": 397}
 #: Hand landmark index -> hand part (prefixed with the side).
 HAND_LANDMARKS = {"index_knuckle": 5, "pinky_knuckle": 17, "thumb_tip": 4, "middle_tip": 12}
 #: A pose landmark below this visibility is still used (mediapipe extrapolates it), and logged.

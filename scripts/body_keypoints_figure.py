@@ -2,7 +2,7 @@
 
     python scripts/body_keypoints_figure.py VIDEO OUT.png [--frames 0,90,150] [--width 640]
 
-Each TPS transform has one colour; its 5 points are joined in table order and numbered.
+Each TPS transform has one colour; its 5 points are joined around their centre.
 """
 
 from __future__ import annotations
@@ -33,8 +33,11 @@ def draw(frame: np.ndarray, kp: np.ndarray, width: int) -> Image.Image:
     d = ImageDraw.Draw(img)
     px = (full - lo) * scale
     for k, colour in enumerate(COLOURS):
-        pts = [tuple(p) for p in px[5 * k:5 * k + 5]]
-        d.line(pts + [pts[0]], fill=colour, width=1)
+        group = px[5 * k:5 * k + 5]
+        order = np.argsort(np.arctan2(*(group - group.mean(0)).T[::-1]))  # outline around the centre
+        pts = [tuple(p) for p in group]
+        outline = [pts[i] for i in order]
+        d.line(outline + [outline[0]], fill=colour, width=2)
         for i, (x, y) in enumerate(pts):
             d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour, outline=(0, 0, 0))
     return img
