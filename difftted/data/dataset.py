@@ -7,6 +7,11 @@ Usage::
         [--crop x0,y0,x1,y1] [--window 34] [--test-fraction 0.0] [--batch-size 16] \\
         [--audio-config audio.json]
 
+Body-anchored keypoints instead of the learned detector (``difftted.data.body_dataset``)::
+
+    python -m difftted build-dataset --keypoints body [--videos DIR] [--mocap NPZ_OR_BVH ...] \\
+        [--cuts cuts.json] --out DATASET_DIR
+
 Input layouts (``--layout auto`` picks ``mraa-csv`` when ``--csv`` is given, ``ted384`` when DIR
 has ``train/`` or ``test/`` folders, else ``folder``):
 
@@ -152,6 +157,7 @@ class BuildOptions:
     window: int = 34
     batch_size: int = 16
     progress: bool = True
+    keypoints: str = "detector"  # or "body": mediapipe body-anchored keypoints (difftted.data.body_dataset)
 
 
 def save_clip(out_dir: str | Path, clip_id: str, split: str, keypoints: np.ndarray,
@@ -185,7 +191,13 @@ def process_clip(clip: ClipSource, detector, extractor, opts: BuildOptions, out_
     if not clip.video.exists():
         raise SkipClip(f"video not found: {clip.video}")
     waveform, sr = clip_audio(clip, extractor.config.sample_rate)
-    kp_src, src_fps = detect_clip(detector, clip, opts.batch_size, progress=opts.progress)
+    info: dict = {}
+    if opts.keypoints == "body":
+        from difftted.data.body_dataset import detect_body_clip
+
+        kp_src, src_fps, info = detect_body_clip(clip, opts.batch_size)
+    else:
+        kp_src, src_fps = detect_clip(detector, clip, opts.batch_size, progress=opts.progress)
     keypoints = resample_keypoints(kp_src, src_fps, opts.fps)
     frames = keypoints.shape[0]
     if frames < opts.window:
@@ -193,7 +205,7 @@ def process_clip(clip: ClipSource, detector, extractor, opts: BuildOptions, out_
     features = extractor(waveform, sr, opts.fps, num_frames=frames)
     return save_clip(out_dir, clip.clip_id, clip.split, keypoints, features, waveform, sr, opts.fps,
                      source=str(clip.video), audio_source=str(clip.audio or clip.video),
-                     source_fps=src_fps, source_frames=int(kp_src.shape[0]))
+                     source_fps=src_fps, source_frames=int(kp_src.shape[0]), **info)
 
 
 def build_dataset(clips: list[ClipSource], detector, extractor, out_dir: str | Path,
@@ -249,8 +261,14 @@ def load_manifest(dataset_dir: str | Path) -> dict:
 # -------------------------------------------------------------------------------- command
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m difftted build-dataset", description=__doc__.split("\n")[0])
-    p.add_argument("--videos", required=True, type=Path, help="folder of videos (see --layout)")
-    p.add_argument("--detector", required=True, type=Path, help="tps model folder (save_pretrained)")
+    p.add_argument("--videos", type=Path, help="folder of videos (see --layout)")
+    p.add_argument("--detector", type=Path, help="tps model folder (save_pretrained); --keypoints detector")
+    p.add_argument("--keypoints", choices=["detector", "body"], default="detector",
+                   help="keypoint source: the learned TPS detector, or body-anchored keypoints from "
+                        "mediapipe (docs/body_keypoints.md)")
+    p.add_argument("--mocap", type=Path, nargs="*", default=[],
+                   help="with --keypoints body: BEAT2 .npz / BEAT .bvh files, each with its .wav beside")
+    p.add_argument("--cuts", type=Path, help="with --keypoints body: json of jump cuts and excluded clips")
     p.add_argument("--out", required=True, type=Path, help="dataset folder to write")
     p.add_argument("--fps", type=float, default=25.0, help="frame rate of the dataset (default 25)")
     p.add_argument("--layout", choices=["auto", "folder", "ted384", "mraa-csv"], default="auto")
@@ -273,6 +291,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.fps <= 0 or args.window <= 0 or args.batch_size <= 0:
         p.error(f"--fps, --window and --batch-size must be positive, got {args.fps}, {args.window}, {args.batch_size}")
+    if args.keypoints == "detector" and (args.detector is None or args.videos is None):
+        p.error("--keypoints detector needs --videos and --detector")
+    if args.keypoints == "body" and args.videos is None and not args.mocap:
+        p.error("--keypoints body needs --videos and/or --mocap")
     if not 0.0 <= args.test_fraction < 1.0:
         p.error(f"--test-fraction must be in [0, 1), got {args.test_fraction}")
     return args
@@ -285,15 +307,24 @@ def main(argv: list[str] | None = None) -> int:
     from tps.model import TPSMotionModel
 
     opts = BuildOptions(fps=args.fps, window=args.window, batch_size=args.batch_size,
-                        progress=not args.no_progress)
-    extra = {"detector": str(args.detector), "layout": args.layout, "crop": args.crop}
+                        progress=not args.no_progress, keypoints=args.keypoints)
+    extra = {"detector": None if args.detector is None else str(args.detector), "layout": args.layout,
+             "crop": args.crop}
     try:
         audio_config = (AudioFeatureConfig.from_dict(json.loads(args.audio_config.read_text()))
                         if args.audio_config else AudioFeatureConfig())
-        clips = discover(args.videos, layout=args.layout, csv_path=args.csv, crop=args.crop,
-                         frames_fps=args.frames_fps, test_fraction=args.test_fraction)
-        detector = TPSMotionModel.from_pretrained(args.detector).to(args.device).eval()
-        manifest = build_dataset(clips, detector, AudioFeatureExtractor(audio_config), args.out, opts, extra)
+        clips = [] if args.videos is None else discover(
+            args.videos, layout=args.layout, csv_path=args.csv, crop=args.crop,
+            frames_fps=args.frames_fps, test_fraction=args.test_fraction)
+        if args.keypoints == "body":
+            from difftted.data.body_dataset import build_body_dataset, load_cuts, split_at_cuts
+
+            clips, skipped = split_at_cuts(clips, *load_cuts(args.cuts))
+            manifest = build_body_dataset(clips, args.mocap, AudioFeatureExtractor(audio_config), args.out,
+                                          opts, extra, skipped)
+        else:
+            detector = TPSMotionModel.from_pretrained(args.detector).to(args.device).eval()
+            manifest = build_dataset(clips, detector, AudioFeatureExtractor(audio_config), args.out, opts, extra)
     except (ValueError, FileNotFoundError, json.JSONDecodeError) as err:
         print_error(err)
         return 2

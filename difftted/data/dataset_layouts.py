@@ -24,7 +24,7 @@ class SkipClip(Exception):
 
 # ------------------------------------------------------------------------------- discovery
 AUDIO_SUFFIXES = (".wav", ".m4a", ".mp3", ".flac", ".ogg", ".aac")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg")
 SPLITS = ("train", "test")
 
 

@@ -119,8 +119,11 @@ def _axis_rotation(axis: str, degrees: np.ndarray) -> np.ndarray:
     return out
 
 
-def forward_kinematics(bvh: BVH) -> np.ndarray:
-    """World joint positions ``[F, J, 3]``; rotations compose in channel order (intrinsic)."""
+def forward_kinematics(bvh: BVH, return_rotations: bool = False):
+    """World joint positions ``[F, J, 3]``; rotations compose in channel order (intrinsic).
+
+    ``return_rotations``: also the world rotations ``[F, J, 3, 3]``, as ``(positions, rotations)``.
+    """
     frames = bvh.motion.shape[0]
     positions = np.zeros((frames, len(bvh.names), 3))
     rotations = np.zeros((frames, len(bvh.names), 3, 3))
@@ -141,7 +144,7 @@ def forward_kinematics(bvh: BVH) -> np.ndarray:
         else:
             positions[:, j] = positions[:, parent] + np.einsum("fab,fb->fa", rotations[:, parent], local_t)
             rotations[:, j] = rotations[:, parent] @ local_r
-    return positions
+    return (positions, rotations) if return_rotations else positions
 
 
 def _joint_priority(names: list[str]) -> list[int]:
