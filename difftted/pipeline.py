@@ -107,6 +107,8 @@ class DiffTEDPipeline:
         self.relative_motion = bool(relative_motion)
         self.audio_features = AudioFeatureExtractor(self.audio_config)
         self._render = Renderer(self.renderer)
+        #: encode in a worker thread while the next chunk renders (same file; benchmarks/pipeline_e2e.py)
+        self.background_encoding = True
         self._progress_bar_config: dict[str, Any] = {}
 
     @property
@@ -290,7 +292,7 @@ class DiffTEDPipeline:
             chunks = _tee(chunks, kept)
         path = None
         if output_path is not None:
-            path = video_io.write_talking_video(output_path, chunks, fps, speech)
+            path = video_io.write_talking_video(output_path, chunks, fps, speech, background=self.background_encoding)
         else:
             for _ in chunks:
                 pass

@@ -134,9 +134,13 @@ def check_output_path(path: str | Path, name: str = "output_path") -> Path:
 
 
 def write_talking_video(path: str | Path, frames: Iterable[np.ndarray | torch.Tensor], fps: float,
-                        speech: Speech) -> Path:
+                        speech: Speech, background: bool = True) -> Path:
     """Encode ``frames`` (chunks of ``uint8 [b, H, W, 3]``) to an H.264 + AAC mp4 carrying the speech,
     and check it lasts as long as the speech within one frame.
+
+    With ``background`` (default) the encoder runs in a worker thread fed through a queue of two
+    chunks (`difftted.writer_thread`), so producing the next chunk (rendering, pasting) overlaps
+    with encoding this one; the file is the same as with ``background=False``.
 
     The frames stream through `tps.video.write_video` into a silent temporary mp4; one ffmpeg pass
     then copies that video stream and encodes the original audio beside it, cut (or padded with
@@ -156,7 +160,15 @@ def write_talking_video(path: str | Path, frames: Iterable[np.ndarray | torch.Te
             yield chunk
 
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".difftted_") as tmp:
-        silent = write_video(Path(tmp) / "video.mp4", counted(), fps, audio=None)
+        def encode(chunks: Iterable[np.ndarray | torch.Tensor]) -> Path:
+            return write_video(Path(tmp) / "video.mp4", chunks, fps, audio=None)
+
+        if background:
+            from difftted.writer_thread import run_in_background
+
+            silent = run_in_background(encode, counted())
+        else:
+            silent = encode(counted())
         audio = speech.path
         if audio is None:
             import soundfile
