@@ -50,16 +50,27 @@ def check_output_path(path: str | Path, name: str = "output_path") -> Path:
 
 
 def write_talking_video(path: str | Path, frames: Iterable[np.ndarray | torch.Tensor], fps: float,
-                        speech: Speech) -> Path:
+                        speech: Speech, background: bool = True) -> Path:
     """Encode ``frames`` (chunks of ``uint8 [b, H, W, 3]``) to an H.264 + AAC mp4 carrying the speech,
     and check it lasts as long as the speech within one frame.
 
     The frames stream through `tps.video.write_video`, which muxes the original audio onto them,
-    cut (or padded with silence) to exactly the video's length (the one mux of the project).
+    cut (or padded with silence) to exactly the video's length (the one mux of the project). With
+    ``background`` (default) the encoder runs in a worker thread fed through a queue of two chunks
+    (`difftted.pipeline.writer_thread`), so producing the next chunk (rendering, composing)
+    overlaps with encoding this one; the file is the same as with ``background=False``.
     """
     from tps.video import video_info, write_video
 
-    path = write_video(path, frames, fps, audio=speech.source)
+    def encode(chunks: Iterable[np.ndarray | torch.Tensor]) -> Path:
+        return write_video(path, chunks, fps, audio=speech.source)
+
+    if background:
+        from difftted.pipeline.writer_thread import run_in_background
+
+        path = run_in_background(encode, frames)
+    else:
+        path = encode(frames)
     info = video_info(path)
     if not info.has_audio:
         raise RuntimeError(f"the video {str(path)!r} was written without its audio stream")

@@ -118,6 +118,8 @@ class DiffTEDPipeline:
         self.drift_seconds = float(drift_seconds)
         self.audio_features = AudioFeatureExtractor(self.audio_config)
         self.frame_renderer = Renderer(self.renderer)  # tps.Renderer over the TPS model `renderer`
+        #: encode in a worker thread while the next chunk renders (the same file either way)
+        self.background_encoding = True
         self._progress_bar_config: dict[str, Any] = {}
 
     @property
@@ -338,7 +340,7 @@ class DiffTEDPipeline:
             chunks = _tee(chunks, kept)
         path = None
         if output_path is not None:
-            path = write_talking_video(output_path, chunks, fps, speech)
+            path = write_talking_video(output_path, chunks, fps, speech, background=self.background_encoding)
         else:
             for _ in chunks:
                 pass
