@@ -177,7 +177,9 @@ def generate(pipeline: "DiffTEDPipeline", image: Any, audio: str | Path | None, 
 
     from difftted.pipeline.keypoint_source import check_part_scales
 
-    part_scales = check_part_scales(settings.part_scales(), pipeline.keypoint_source, PART_LABELS)
+    part_scales = settings.part_scales()
+    if part_scales:  # all at 1: nothing to check, any pipeline takes it
+        part_scales = check_part_scales(part_scales, pipeline.keypoint_source, PART_LABELS)
     photo = check_photo(image)
     seed = resolve_seed(settings.seed, settings.randomize_seed)
     speech = check_speech(audio, max_audio_seconds)

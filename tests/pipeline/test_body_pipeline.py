@@ -18,21 +18,6 @@ ARMS = [i for k in PART_GROUPS["arms"] for i in range(5 * k, 5 * k + 5)]
 
 
 @pytest.fixture(scope="module")
-def body_pipeline_dir(tmp_path_factory):
-    """A saved tiny pipeline whose pipeline.json says "body" and whose renderer was trained on
-    given keypoints (config.json keypoint_source "given")."""
-    from tests.pipeline.conftest import build_tiny_pipeline
-
-    folder = build_tiny_pipeline(seed=1).save_pretrained(tmp_path_factory.mktemp("body_pipeline"))
-    meta = json.loads((folder / "pipeline.json").read_text())
-    assert "keypoints" not in meta  # a detector pipeline's file is as it always was
-    (folder / "pipeline.json").write_text(json.dumps({**meta, "keypoints": "body"}))
-    config = json.loads((folder / "renderer" / "config.json").read_text())
-    (folder / "renderer" / "config.json").write_text(json.dumps({**config, "keypoint_source": "given"}))
-    return folder
-
-
-@pytest.fixture(scope="module")
 def body_pipeline(body_pipeline_dir):
     from difftted.pipeline import DiffTEDPipeline
 
@@ -41,8 +26,9 @@ def body_pipeline(body_pipeline_dir):
     return pipe
 
 
-def test_body_pipeline_loads_and_saves_its_keypoint_source(body_pipeline, tmp_path) -> None:
+def test_body_pipeline_loads_and_saves_its_keypoint_source(body_pipeline, tiny_pipeline_dir, tmp_path) -> None:
     assert body_pipeline.keypoint_source == "body"
+    assert "keypoints" not in json.loads(tiny_pipeline_dir.joinpath("pipeline.json").read_text())
     assert body_pipeline.renderer.config.keypoint_source == "given"
     again = body_pipeline.save_pretrained(tmp_path / "again")
     assert json.loads((again / "pipeline.json").read_text())["keypoints"] == "body"
