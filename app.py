@@ -75,10 +75,11 @@ class _Handlers:
         self.pipeline, self.work_root, self.max_audio_seconds = pipeline, work_root, max_audio_seconds
 
     def generate(self, image: str | None, audio: str | None, steps: float, guidance: float, seed: float,
-                 randomize: bool, motion: float, framing: str,
-                 progress: gr.Progress = gr.Progress(track_tqdm=True)) -> Iterator[tuple[Any, ...]]:
+                 randomize: bool, motion: float, framing: str, head: float = 1.0, mouth: float = 1.0,
+                 arms: float = 1.0, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> Iterator[tuple[Any, ...]]:
         settings = ui.GenerationSettings(num_inference_steps=steps, guidance_scale=guidance, seed=seed,
-                                         randomize_seed=randomize, motion_scale=motion, output=framing)
+                                         randomize_seed=randomize, motion_scale=motion, output=framing,
+                                         head_scale=head, mouth_scale=mouth, arms_scale=arms)
         with tempfile.TemporaryDirectory(prefix="request-", dir=self.work_root) as workdir:
             try:
                 result = ui.generate(self.pipeline, image, audio, settings, workdir,
@@ -173,6 +174,7 @@ def _speech_tab(pipeline: "DiffTEDPipeline", generate: Any, max_audio_seconds: f
                     randomize = gr.Checkbox(value=True, label="Randomise seed")
                 motion = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Motion intensity",
                                    info="0 = still photo, 1 = as generated, 2 = exaggerated")
+                parts = _part_sliders(pipeline)
                 framing = gr.Radio([("Full photo", "full"), ("Crop around the speaker", "crop")], value="full",
                                    label="Output")
             run = gr.Button("Generate", variant="primary", elem_id="generate")
@@ -184,8 +186,19 @@ def _speech_tab(pipeline: "DiffTEDPipeline", generate: Any, max_audio_seconds: f
     if examples:
         gr.Examples([examples], inputs=[image, audio], cache_examples=False,
                     label="Example (public-domain photo, synthesised speech)")
-    run.click(generate, inputs=[image, audio, steps, guidance, seed, randomize, motion, framing],
+    run.click(generate, inputs=[image, audio, steps, guidance, seed, randomize, motion, framing, *parts],
               outputs=[video, keypoint_video, plot, seed], api_name="generate")
+
+
+def _part_sliders(pipeline: "DiffTEDPipeline") -> list[gr.Slider]:
+    """Head, mouth and arms intensity (the pipeline's ``part_scales``): they move only with weights
+    whose keypoints sit on body parts (pipeline.json ``"keypoints": "body"``)."""
+    body = getattr(pipeline, "keypoint_source", "detector") == "body"
+    info = ("0 = still, 1 = as generated, 2 = exaggerated" if body else
+            "needs weights with body keypoints; these use the learned detector")
+    with gr.Row():
+        return [gr.Slider(0.0, 2.0, value=1.0, step=0.05, label=ui.PART_LABELS[part], info=info, interactive=body,
+                          elem_id=f"{part}-scale") for part in ("head", "mouth", "arms")]
 
 
 def _driving_tab(animate: Any, max_seconds: float, examples_dir: Path) -> None:

@@ -24,6 +24,8 @@ _RENAMED = "use `python -m difftted tps {}` (the renderer's commands keep their 
 COMMANDS: dict[str, Command] = {
     "generate": Command("difftted.interfaces.cli", "photo + speech -> talking video (mp4)"),
     "build-dataset": Command("difftted.data.dataset", "talking videos -> keypoint + audio-feature training set"),
+    "renderer-keypoints": Command("difftted.data.renderer_keypoints",
+                                  "body keypoint files beside renderer clips (tps train on given keypoints)"),
     "train": Command("difftted.training.train", "train the keypoint denoiser (accelerate launch)"),
     "train-motion-ae": Command("difftted.training.motion_ae", "train the motion autoencoder used by Diversity / FGD"),
     "evaluate": Command("difftted.evaluation.evaluate", "motion metrics (BC, Diversity, FGD, L1, jitter) as a table"),

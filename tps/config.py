@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 __all__ = [
+    "KEYPOINT_SOURCES",
     "GeneratorConfig",
     "DenseMotionConfig",
     "AVDConfig",
@@ -38,6 +39,10 @@ __all__ = [
     "get_preset",
     "config_from_official",
 ]
+
+
+#: Where a model's driving keypoints come from (`TPSConfig.keypoint_source`).
+KEYPOINT_SOURCES = ("detector", "given")
 
 
 def check_keys(cls: type, data: Mapping[str, Any], where: str, ignore: frozenset[str] = frozenset()) -> None:
@@ -135,6 +140,11 @@ class TPSConfig:
     resizes photos to.
     ``detector_width`` is the stem width of both ResNet-18s (64 = torchvision's and the official
     one; smaller values are for test models only).
+    ``keypoint_source``: where the keypoints that drive the dense motion come from: ``"detector"``
+    (the model's own keypoint detector, the official way) or ``"given"`` (trained on keypoints
+    given per frame from outside, e.g. body landmarks; the detector is unused and a caller must
+    pass ``kp_source``). Config files without it mean ``"detector"``, and `to_dict` writes it
+    only when it is ``"given"``, so detector models and official checkpoints keep their files.
     """
 
     num_tps: int = 10
@@ -146,8 +156,11 @@ class TPSConfig:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     dense_motion: DenseMotionConfig = field(default_factory=DenseMotionConfig)
     avd: AVDConfig | None = field(default_factory=AVDConfig)
+    keypoint_source: str = "detector"
 
     def __post_init__(self) -> None:
+        if self.keypoint_source not in KEYPOINT_SOURCES:
+            raise ValueError(f"config.keypoint_source must be one of {KEYPOINT_SOURCES}, got {self.keypoint_source!r}")
         for name in ("num_tps", "num_channels", "detector_width"):
             _positive_int("config", name, getattr(self, name))
         for name in ("bg", "multi_mask"):
@@ -193,6 +206,8 @@ class TPSConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["image_size"] = list(self.image_size)
+        if self.keypoint_source == "detector":  # the default: config files stay as they were
+            del data["keypoint_source"]
         return data
 
     @classmethod

@@ -25,6 +25,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,6 +41,7 @@ __all__ = [
     "FrameStore",
     "FramePairDataset",
     "augment_pair",
+    "augment_pair_keypoints",
     "color_jitter",
 ]
 
@@ -293,11 +295,27 @@ def augment_pair(source: torch.Tensor, driving: torch.Tensor, jitter: float = 0.
     ``jitter``) with the same factors for both frames, in a random order. The official code
     rounds through uint8 PIL images in between; this stays in float.
     """
+    source, driving, _ = augment_pair_keypoints(source, driving, None, jitter, generator)
+    return source, driving
+
+
+def augment_pair_keypoints(
+    source: torch.Tensor, driving: torch.Tensor, keypoints: torch.Tensor | None, jitter: float = 0.1,
+    generator: torch.Generator | None = None, flip_permutation: list[int] | tuple[int, ...] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """`augment_pair` (the same random draws) with the pair's keypoints ``[2, N, 2]`` (source,
+    driving) following it: swapped by the time flip, mirrored by the horizontal flip
+    (`tps.given_keypoints.flip_keypoints` with ``flip_permutation``). ``keypoints`` None: None."""
     draws = torch.rand(6, generator=generator)
     if draws[0] < 0.5:
         source, driving = driving, source
+        keypoints = None if keypoints is None else keypoints.flip(0)
     elif draws[1] < 0.5:
         source, driving = source.flip(-1), driving.flip(-1)
+        if keypoints is not None:
+            from tps.given_keypoints import flip_keypoints
+
+            keypoints = flip_keypoints(keypoints, flip_permutation)
     if jitter > 0:
         factors = 1 - jitter + 2 * jitter * draws[2:5]
         hue = float(jitter * (2 * torch.rand((), generator=generator) - 1))
@@ -305,7 +323,7 @@ def augment_pair(source: torch.Tensor, driving: torch.Tensor, jitter: float = 0.
         pair = color_jitter(torch.stack([source, driving]), float(factors[0]), float(factors[1]),
                             float(factors[2]), hue, order)
         source, driving = pair[0], pair[1]
-    return source, driving
+    return source, driving, keypoints
 
 
 def to_tensor(frames: np.ndarray) -> torch.Tensor:
@@ -320,6 +338,10 @@ class FramePairDataset(Dataset):
     random clip of that id and two random frames (with replacement, sorted, as the official
     code). Randomness comes from torch's global RNG, which DataLoader workers seed per worker
     from the main process, so `accelerate.utils.set_seed` makes the stream reproducible.
+
+    ``keypoints`` (a `tps.given_keypoints.KeypointFiles` over the same store): items also hold
+    ``kp_source`` / ``kp_driving`` ``[N, 2]``, the given keypoints of the two frames in the
+    returned frames' coordinates, augmented with them.
     """
 
     def __init__(
@@ -330,6 +352,7 @@ class FramePairDataset(Dataset):
         id_sampling: bool = True,
         augment: bool = True,
         jitter: float = 0.1,
+        keypoints: Any = None,
     ) -> None:
         if not clips:
             raise ValueError("clips is empty")
@@ -345,6 +368,9 @@ class FramePairDataset(Dataset):
         self.num_repeats = int(num_repeats)
         self.augment = augment
         self.jitter = float(jitter)
+        self.keypoints = keypoints
+        if keypoints is not None:
+            keypoints.check(clips)
 
     def __len__(self) -> int:
         return len(self.groups) * self.num_repeats
@@ -358,6 +384,11 @@ class FramePairDataset(Dataset):
         pair = torch.randint(count, (2,)).sort().values.tolist()
         frames = to_tensor(self.store.frames(clip, pair))
         source, driving = frames[0], frames[1]
+        kp = None if self.keypoints is None else self.keypoints.pair(clip, pair)
         if self.augment:
-            source, driving = augment_pair(source, driving, jitter=self.jitter)
-        return {"source": source, "driving": driving}
+            source, driving, kp = augment_pair_keypoints(source, driving, kp, jitter=self.jitter,
+                                                         flip_permutation=getattr(self.keypoints, "flip_permutation", None))
+        item = {"source": source, "driving": driving}
+        if kp is not None:
+            item["kp_source"], item["kp_driving"] = kp[0], kp[1]
+        return item

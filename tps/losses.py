@@ -184,16 +184,23 @@ class TPSTrainingModel(nn.Module):
 
     def forward(
         self, source: torch.Tensor, driving: torch.Tensor, dropout_flag: bool = False, dropout_p: float = 0.0,
-        use_bg: bool = True,
+        use_bg: bool = True, kp_source: torch.Tensor | None = None, kp_driving: torch.Tensor | None = None,
     ) -> dict[str, Any]:
         """source, driving: ``[B, 3, H, W]`` in [0, 1]. Returns the tensors `compute_losses` needs:
         ``prediction [B, 3, H, W]``, ``kp_driving``/``kp_back [B, N, 2]`` (or None when the
         equivariance weight is 0), ``encode_maps``/``warped_encoder_maps`` and
         ``bg_param``/``bg_param_reverse [B, 3, 3]`` (None without a background predictor).
+
+        ``kp_source``/``kp_driving`` ``[B, N, 2]``: keypoints given from outside (both or
+        neither); the detector is then not run and there is no equivariance term.
         """
         cfg = self.config
-        kp_source = self.kp_detector(source)["fg_kp"]
-        kp_driving = self.kp_detector(driving)["fg_kp"]
+        given = kp_source is not None
+        if given != (kp_driving is not None):
+            raise ValueError("kp_source and kp_driving must be given together (or neither)")
+        if not given:
+            kp_source = self.kp_detector(source)["fg_kp"]
+            kp_driving = self.kp_detector(driving)["fg_kp"]
         bg_param = bg_param_reverse = None
         if use_bg and self.bg_predictor is not None:
             bg_param = self.bg_predictor(source, driving)
@@ -212,7 +219,7 @@ class TPSTrainingModel(nn.Module):
             "bg_param": bg_param,
             "bg_param_reverse": bg_param_reverse,
         }
-        if cfg.equivariance:
+        if cfg.equivariance and not given:
             transform = TPS.random(driving.shape[0], cfg.sigma_affine, cfg.sigma_tps, cfg.points_tps,
                                    device=driving.device)
             grid = transform.transform_frame(*driving.shape[-2:]).to(driving.dtype)

@@ -223,8 +223,13 @@ class Renderer:
             source: ``[1, 3, H, W]`` float in [0, 1], H and W multiples of the model's
                 ``config.size_multiple``.
             kp_source: optional ``[1, K*5, 2]`` keypoints; detected from ``source`` when None.
+                Required for a model trained on given keypoints (``config.keypoint_source ==
+                "given"``): its detector was never trained.
         """
         self.model.check_image("source", source)
+        if kp_source is None and self.model.config.keypoint_source == "given":
+            raise ValueError("kp_source is required: this renderer was trained on keypoints given from outside "
+                             "(config.keypoint_source 'given'), its detector is unused")
         if source.shape[0] != 1:
             raise ValueError(f"source must hold one image [1, 3, H, W], got shape {tuple(source.shape)}")
         dmn = self.model.dense_motion_network

@@ -35,8 +35,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from tps.commands import print_error
-from tps.config import TPSConfig, check_keys, get_preset
+from tps.config import KEYPOINT_SOURCES, TPSConfig, check_keys, get_preset
 from tps.data import CropBox, FramePairDataset, FrameStore, find_clips
+from tps.given_keypoints import KeypointFiles
 from tps.losses import LossConfig, TPSTrainingModel, build_perceptual_loss, compute_losses
 from tps.model import TPSMotionModel
 
@@ -54,6 +55,12 @@ class TrainConfig:
 
     ``model``: a preset name, a full `TPSConfig` dict, or ``{"preset": NAME, ...overrides}``.
     ``crop``: ``"TOP:BOTTOM,LEFT:RIGHT"`` cut from every frame before resizing, or None.
+    ``keypoint_source``: ``"detector"`` (the official training: the detector learns the
+    keypoints) or ``"given"``: every clip has a keypoint file beside it
+    (`tps.given_keypoints`), the dense motion and inpainting networks train on those keypoints,
+    the detector is frozen and unused (no equivariance loss), and the saved model's config says
+    ``keypoint_source: "given"``. ``keypoint_flip``: with given keypoints, the permutation that
+    swaps left and right keypoints under the horizontal-flip augmentation (None: only x -> -x).
     """
 
     model: Any = "lite-256"
@@ -82,11 +89,20 @@ class TrainConfig:
     checkpoint_total_limit: int = 3
     log_every: int = 10
     seed: int = 0
+    keypoint_source: str = "detector"
+    keypoint_flip: tuple[int, ...] | None = None
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
         object.__setattr__(self, "milestones", tuple(self.milestones))
+        if self.keypoint_flip is not None:
+            object.__setattr__(self, "keypoint_flip", tuple(int(i) for i in self.keypoint_flip))
+        if self.keypoint_source not in KEYPOINT_SOURCES:
+            raise ValueError(f"train config keypoint_source must be one of {KEYPOINT_SOURCES}, "
+                             f"got {self.keypoint_source!r}")
+        if self.keypoint_flip is not None and self.keypoint_source != "given":
+            raise ValueError("train config keypoint_flip is only used with keypoint_source 'given'")
         for name in ("num_epochs", "num_repeats", "batch_size", "dropout_inc_epoch", "checkpoint_every",
                      "checkpoint_total_limit", "log_every"):
             value = getattr(self, name)
@@ -171,7 +187,8 @@ class Trainer:
         resume_from = latest_checkpoint(self.run_dir) if args.resume else None
         if not args.resume and latest_checkpoint(self.run_dir) is not None:
             raise ValueError(f"--out {str(self.run_dir)!r} already holds checkpoints: pass --resume or a new folder")
-        model_config = resolve_model_config(config.model)
+        # the training config's keypoint_source decides (the model dict need not repeat it)
+        model_config = resolve_model_config(config.model).replace(keypoint_source=config.keypoint_source)
         # The background predictor sits idle before bg_start: DDP must then tolerate unused parameters.
         ddp = DistributedDataParallelKwargs(find_unused_parameters=config.bg_start > 0)
         self.accelerator = Accelerator(cpu=args.cpu, log_with=args.report_to, project_dir=str(self.run_dir),
@@ -179,8 +196,13 @@ class Trainer:
         # seed + process index: distinct augmentations per process; DDP copies rank 0's initial weights
         set_seed(config.seed, device_specific=True)
         self.model = TPSMotionModel.from_pretrained(args.init) if args.init else TPSMotionModel(model_config)
-        if args.init and self.model.config != model_config:
+        if args.init and self.model.config.replace(keypoint_source=config.keypoint_source) != model_config:
             logger.warning("--init model config differs from the training config; training the --init architecture")
+        self.given = config.keypoint_source == "given"
+        if self.model.config.keypoint_source != config.keypoint_source:
+            self.model.config = self.model.config.replace(keypoint_source=config.keypoint_source)
+        if self.given:  # frozen and unused: the keypoints come with the data
+            self.model.kp_detector.requires_grad_(False)
         if self.model.avd_network is not None:
             logger.warning("the model has an AVD network; this script does not train it (it keeps its weights)")
         self.model.train()
@@ -206,7 +228,8 @@ class Trainer:
         clips = find_clips(self.args.data, c.split)
         store = FrameStore(self.model.config.image_size, CropBox.parse(c.crop) if c.crop else None,
                            cache_bytes=c.cache_mb << 20)
-        dataset = FramePairDataset(clips, store, c.num_repeats, c.id_sampling, c.augment, c.jitter)
+        keypoints = KeypointFiles(store, self.model.config.num_kp, c.keypoint_flip) if self.given else None
+        dataset = FramePairDataset(clips, store, c.num_repeats, c.id_sampling, c.augment, c.jitter, keypoints)
         if len(dataset) < c.batch_size:
             raise ValueError(
                 f"{len(dataset)} pairs per epoch ({len(dataset.groups)} ids x num_repeats {c.num_repeats}) "
@@ -218,7 +241,8 @@ class Trainer:
 
     def _optimizers(self, training: TPSTrainingModel, steps_per_epoch: int) -> tuple[list, list]:
         c = self.config
-        groups = [list(training.kp_detector.parameters()) + list(training.dense_motion_network.parameters())
+        detector = [] if self.given else list(training.kp_detector.parameters())
+        groups = [detector + list(training.dense_motion_network.parameters())
                   + list(training.inpainting_network.parameters())]
         if training.bg_predictor is not None:
             groups.append(list(training.bg_predictor.parameters()))
@@ -229,14 +253,15 @@ class Trainer:
 
     def _clip_gradients(self) -> None:
         net = self.accelerator.unwrap_model(self.training)
-        for module in (net.kp_detector, net.dense_motion_network, net.bg_predictor):
+        for module in (None if self.given else net.kp_detector, net.dense_motion_network, net.bg_predictor):
             if module is not None:
                 self.accelerator.clip_grad_norm_(module.parameters(), self.config.clip_grad_norm, norm_type=math.inf)
 
     def _train_step(self, batch: dict[str, torch.Tensor], epoch: int) -> dict[str, torch.Tensor]:
         dropout_flag, dropout_p = dropout_schedule(epoch, self.config)
         outputs = self.training(batch["source"], batch["driving"], dropout_flag=dropout_flag, dropout_p=dropout_p,
-                                use_bg=epoch >= self.config.bg_start)
+                                use_bg=epoch >= self.config.bg_start, kp_source=batch.get("kp_source"),
+                                kp_driving=batch.get("kp_driving"))
         losses = compute_losses(outputs, batch["driving"], self.perceptual, self.config.loss)
         total = sum(losses.values())
         self.accelerator.backward(total)

@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fps", type=_non_negative_float, default=None, help="output frame rate, 1 to 60 (default: the model's)")
     parser.add_argument("--motion-scale", type=_non_negative_float, default=1.0,
                         help="0 = still, 1 = as sampled, >1 = livelier (default 1)")
+    for part, what in (("head", "head and neck"), ("mouth", "mouth and jaw"), ("arms", "arms and hands")):
+        parser.add_argument(f"--{part}-scale", type=_non_negative_float, default=None,
+                            help=f"intensity of the {what} on top of --motion-scale (default 1); only for "
+                                 "weights with body keypoints (pipeline.json \"keypoints\": \"body\")")
     parser.add_argument("--relative-motion", action=argparse.BooleanOptionalAction, default=None,
                         help="drive the photo by the motion relative to its first frame, so the video starts "
                              "at the photo (default: the weights')")
@@ -89,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     from difftted.audio.speech import load_speech
     from difftted.pipeline.output import check_output_path
     from difftted.pipeline.person import load_image
-    from difftted.pipeline.weights import renderer_side, resolve_weights
+    from difftted.pipeline.keypoint_source import check_part_scales
+    from difftted.pipeline.weights import pipeline_keypoints, renderer_side, resolve_weights
 
     if args.fps is not None:
         limits.check_fps(args.fps, "--fps")
@@ -100,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     speech = load_speech(args.audio, name="--audio")
     weights = resolve_weights(args.weights)
     limits.check_max_side(args.max_side, renderer_side(weights), "--max-side")
+    part_scales = {p: getattr(args, f"{p}_scale") for p in ("head", "mouth", "arms")
+                   if getattr(args, f"{p}_scale") is not None}
+    part_scales = check_part_scales(part_scales, pipeline_keypoints(weights), {p: f"--{p}-scale" for p in part_scales})
 
     import torch
 
@@ -114,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     pipe.set_progress_bar_config(disable=args.quiet)
     generator = torch.Generator(device=device).manual_seed(seed)
     result = pipe(photo, speech, num_inference_steps=args.steps, guidance_scale=args.guidance,
-                  generator=generator, fps=args.fps, motion_scale=args.motion_scale,
+                  generator=generator, fps=args.fps, motion_scale=args.motion_scale, part_scales=part_scales,
                   relative_motion=args.relative_motion, drift_seconds=args.drift_seconds,
                   composition=args.composition, still_background=args.still_background,
                   output="crop" if args.crop else "full", output_path=out, return_frames=False,

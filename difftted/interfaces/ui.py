@@ -47,6 +47,8 @@ APP_MAX_SIDE = 1024
 #: Seeds are drawn from and checked against ``[0, SEED_MAX]`` (what a torch generator takes and a
 #: JSON number carries exactly).
 SEED_MAX = limits.SEED_MAX
+#: How the page names the per-part intensities (in messages to the visitor).
+PART_LABELS = {"head": "Head intensity", "mouth": "Mouth intensity", "arms": "Arms intensity"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class GenerationSettings:
     num_inference_steps: diffusion steps, >= 1. guidance_scale: classifier-free guidance, >= 0.
     seed: in ``[0, SEED_MAX]``, ignored with ``randomize_seed``. motion_scale: 0 still .. 1 as
     sampled .. 2 exaggerated. output: ``"full"`` photo or the ``"crop"`` around the speaker.
+    head_scale / mouth_scale / arms_scale: per-part intensity on top of motion_scale (the
+    pipeline's ``part_scales``); other than 1 only for weights with body keypoints
+    (``pipeline.keypoint_source == "body"``), else refused with a message.
     """
 
     num_inference_steps: int | None = None
@@ -64,6 +69,14 @@ class GenerationSettings:
     randomize_seed: bool = False
     motion_scale: float = 1.0
     output: Literal["full", "crop"] = "full"
+    head_scale: float = 1.0
+    mouth_scale: float = 1.0
+    arms_scale: float = 1.0
+
+    def part_scales(self) -> dict[str, float]:
+        """The pipeline's ``part_scales``: only the parts set to something other than 1."""
+        scales = {"head": self.head_scale, "mouth": self.mouth_scale, "arms": self.arms_scale}
+        return {part: value for part, value in scales.items() if value != 1}
 
 
 @dataclass
@@ -162,6 +175,11 @@ def generate(pipeline: "DiffTEDPipeline", image: Any, audio: str | Path | None, 
     """
     import torch
 
+    from difftted.pipeline.keypoint_source import check_part_scales
+
+    part_scales = settings.part_scales()
+    if part_scales:  # all at 1: nothing to check, any pipeline takes it
+        part_scales = check_part_scales(part_scales, pipeline.keypoint_source, PART_LABELS)
     photo = check_photo(image)
     seed = resolve_seed(settings.seed, settings.randomize_seed)
     speech = check_speech(audio, max_audio_seconds)
@@ -170,7 +188,7 @@ def generate(pipeline: "DiffTEDPipeline", image: Any, audio: str | Path | None, 
     generator = torch.Generator(device=device).manual_seed(seed)
     result = pipeline(photo, speech, num_inference_steps=_optional_steps(settings.num_inference_steps),
                       guidance_scale=settings.guidance_scale, generator=generator,
-                      motion_scale=settings.motion_scale, output=settings.output,
+                      motion_scale=settings.motion_scale, part_scales=part_scales, output=settings.output,
                       output_path=workdir / "difftted.mp4", return_frames=False, max_side=APP_MAX_SIDE,
                       progress=progress)
     box = result.crop_box if settings.output == "full" else None

@@ -281,6 +281,9 @@ def apply_table(points: dict[str, np.ndarray], sw: float) -> np.ndarray:
 
 
 _PENTAGON = np.stack([np.cos(2 * np.pi * np.arange(5) / 5 + 0.3), np.sin(2 * np.pi * np.arange(5) / 5 + 0.3)], -1)
+#: The guard's pentagon per transform ``[10, 5, 2]``: the left arm's mirrors the right arm's, so a
+#: mirrored person gets the mirrored guard (`flip_permutation` stays exact for the limbs).
+_GUARD_SHAPES = np.stack([_PENTAGON * ((-1.0, 1.0) if t.startswith("left_") else (1.0, 1.0)) for t in TRANSFORMS])
 
 
 def transform_spread(kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -321,7 +324,7 @@ def spread_guard(kp: np.ndarray, sw: float, rounds: int = 8) -> np.ndarray:
         g = kp.reshape(kp.shape[:-2] + (NUM_TPS, 5, 2))
         rms = np.sqrt(((g - g.mean(axis=-2, keepdims=True)) ** 2).sum(-1).mean(-1))
         r = np.maximum(rms, GUARD_MIN_SIZE * sw)
-        kp = (g + (need * GUARD_RADIUS * r)[..., None, None] * _PENTAGON).reshape(kp.shape)
+        kp = (g + (need * GUARD_RADIUS * r)[..., None, None] * _GUARD_SHAPES).reshape(kp.shape)
     return kp
 
 
@@ -356,3 +359,30 @@ def source_codes(measured: dict[str, np.ndarray]) -> np.ndarray:
         ok = core & measured[group[tr]] if tr in group else core
         cols.append(np.where(ok, SOURCE_MEASURED, SOURCE_FILLED))
     return np.stack(cols, axis=1).astype(np.int8)
+
+
+def flip_permutation() -> tuple[int, ...]:
+    """Keypoint indices under a horizontal flip of the frame: the mirror image of a person keyed
+    by the table puts keypoint ``i`` where keypoint ``flip_permutation()[i]`` belongs (right and
+    left swapped: eyes, nose wings, mouth corners, jaw angles, trapezius and chest points, and
+    the whole arms; the midline points map to themselves). Its own inverse. ``tps.train``'s
+    ``keypoint_flip`` for renderers trained on these keypoints. Exact (tested on real frames)
+    except for a head, mouth, neck or torso transform in a frame where the spread guard adds its
+    pentagon, which is not mirror-symmetric (it never acts on a healthy transform)."""
+    def key(s: KeypointSpec) -> tuple:
+        return (s.transform, s.a, s.b, round(s.t, 6), round(s.across, 6))
+
+    def side_swap(name: str) -> str:  # right_x <-> left_x and x_right <-> x_left (mouth corners)
+        for r, l in (("_right", "_left"), ("_left", "_right")):
+            if name.endswith(r):
+                return name[: -len(r)] + l
+        return _mirror(name)
+
+    def mirrored(s: KeypointSpec) -> tuple:
+        a, b = side_swap(s.a), None if s.b is None else side_swap(s.b)
+        if s.b is not None and s.a.startswith("right_") and s.b.startswith("left_"):  # shoulder line
+            return (s.transform, s.a, s.b, round(1.0 - s.t, 6), round(s.across, 6))
+        return (_mirror(s.transform), a, b, round(s.t, 6), round(-s.across, 6) + 0.0)
+
+    index = {key(s): i for i, s in enumerate(TABLE)}
+    return tuple(index[mirrored(s)] for s in TABLE)

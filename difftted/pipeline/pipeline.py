@@ -25,6 +25,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Iterator, Literal
 
 import numpy as np
@@ -38,11 +39,15 @@ from difftted.defaults import (DEFAULT_DRIFT_SECONDS, DEFAULT_GUIDANCE_SCALE, DE
 from difftted.motion.keypoints import KeypointStats, MotionCoding, remove_drift
 from difftted.motion.sampling import sample_motion
 from difftted.pipeline.composition import COMPOSITIONS, Composition, FrameComposer
+from difftted.pipeline.keypoint_source import (KEYPOINT_SOURCES, PART_SCALES, body_source_keypoints,  # noqa: F401
+                                               check_keypoint_source, check_part_scales, keypoint_limit,
+                                               keypoint_scales)
 from difftted.pipeline.output import check_output_path, write_talking_video
 from difftted.pipeline.person import CropBox, ImageInput, crop_to_tensor, find_crop, fit_photo, load_image, person_mask
 from tps.render import PreparedSource, RenderedChunk, Renderer
 
 logger = logging.getLogger(__name__)
+
 
 
 @dataclass
@@ -80,14 +85,17 @@ class DiffTEDPipeline:
     keypoints (``motion_target="source_offset"``, see `difftted.motion.keypoints.MotionCoding`).
     Sampling defaults (pipeline.json's ``sampling``): ``num_inference_steps``,
     ``guidance_scale``, ``relative_motion`` and ``drift_seconds`` (`remove_drift`'s time
-    constant; 0 keeps the motion as sampled).
+    constant; 0 keeps the motion as sampled). ``keypoint_source`` (pipeline.json's
+    ``keypoints``): `KEYPOINT_SOURCES`; with ``"body"`` the photo's keypoints are its body
+    landmarks (`source_keypoints`) and ``part_scales`` can scale head, mouth and arms apart.
     """
 
     def __init__(self, denoiser: torch.nn.Module, scheduler: Any, renderer: torch.nn.Module,
                  keypoint_stats: KeypointStats, audio_config: AudioFeatureConfig | None = None,
                  fps: float = 25.0, num_inference_steps: int = DEFAULT_STEPS,
                  guidance_scale: float = DEFAULT_GUIDANCE_SCALE, offset_stats: KeypointStats | None = None,
-                 relative_motion: bool = False, drift_seconds: float = DEFAULT_DRIFT_SECONDS) -> None:
+                 relative_motion: bool = False, drift_seconds: float = DEFAULT_DRIFT_SECONDS,
+                 keypoint_source: str = "detector") -> None:
         if not isinstance(keypoint_stats, KeypointStats):
             raise TypeError(f"keypoint_stats must be a KeypointStats, got {type(keypoint_stats).__name__}")
         if keypoint_stats.num_keypoints != renderer.config.num_kp:
@@ -95,6 +103,7 @@ class DiffTEDPipeline:
                              f"detects {renderer.config.num_kp}")
         _check_positive("fps", fps)
         _check_drift(drift_seconds)
+        check_keypoint_source(keypoint_source, renderer.config)
         audio_config = audio_config if audio_config is not None else AudioFeatureConfig()
         den = getattr(denoiser, "config", None)
         if den is not None and (den.num_keypoints, den.audio_dim) != (keypoint_stats.num_keypoints,
@@ -116,6 +125,7 @@ class DiffTEDPipeline:
         self.guidance_scale = float(guidance_scale)
         self.relative_motion = bool(relative_motion)
         self.drift_seconds = float(drift_seconds)
+        self.keypoint_source = keypoint_source
         self.audio_features = AudioFeatureExtractor(self.audio_config)
         self.frame_renderer = Renderer(self.renderer)  # tps.Renderer over the TPS model `renderer`
         #: encode in a worker thread while the next chunk renders (the same file either way)
@@ -169,7 +179,8 @@ class DiffTEDPipeline:
     @torch.no_grad()
     def __call__(self, image: ImageInput, audio: AudioInput | Speech, *, num_inference_steps: int | None = None,
                  guidance_scale: float | None = None, generator: torch.Generator | None = None,
-                 fps: float | None = None, motion_scale: float = 1.0, relative_motion: bool | None = None,
+                 fps: float | None = None, motion_scale: float = 1.0,
+                 part_scales: Mapping[str, float] | None = None, relative_motion: bool | None = None,
                  drift_seconds: float | None = None, output: Literal["full", "crop"] = "full",
                  composition: Composition = "native", still_background: bool = True,
                  output_path: str | Path | None = None, return_frames: bool | None = None,
@@ -188,6 +199,12 @@ class DiffTEDPipeline:
                 and resampled in time, so the gestures' timing does not depend on it.
             motion_scale: 0 = still photo, 1 = the sampled motion, >1 exaggerated; scales the
                 motion around the photo's own keypoints.
+            part_scales: per-part intensity on top of ``motion_scale``, ``{"head": h, "mouth": m,
+                "arms": a}`` (any subset; missing parts 1; each a finite number >= 0): multiplies
+                the motion offsets of that part's keypoints (`PART_SCALES`), e.g. ``{"arms": 1.5,
+                "head": 0.5}`` for livelier gestures and a calmer head. Only for pipelines with
+                body keypoints (pipeline.json ``"keypoints": "body"``); a detector pipeline's
+                keypoints have no parts, and any scale other than 1 is a ValueError.
             relative_motion: drive the photo by the sampled motion RELATIVE to its first frame
                 (``kp_t - kp_0 + kp_photo``; TPSMM's relative mode without its hull-area scale): the
                 video starts exactly at the photo, and a constant offset the denoiser puts on a
@@ -227,6 +244,7 @@ class DiffTEDPipeline:
         # 1. check inputs (cheap checks first, so a bad argument fails before any heavy work)
         self.check_inputs(image, audio, steps, guidance, fps, motion_scale, output, output_path, keep,
                           output_type, render_batch_size)
+        scales = check_part_scales(part_scales, self.keypoint_source)
         _check_drift(drift)
         if composition not in COMPOSITIONS:
             raise ValueError(f"composition must be one of {COMPOSITIONS}, got {composition!r}")
@@ -236,11 +254,11 @@ class DiffTEDPipeline:
         # 3. find the speaker and crop
         photo = fit_photo(load_image(image, max_side=max_side), max_side)
         box, source = self.crop_person(photo)
-        # 4. source keypoints (the renderer's detector; encoded once for every frame)
-        prepared = self.frame_renderer.prepare(source.to(self.device))
+        # 4. source keypoints (the renderer's detector, or the body landmarks; encoded once for every frame)
+        prepared = self.frame_renderer.prepare(source.to(self.device), kp_source=self.source_keypoints(photo, box))
         # 5. sample the motion
         keypoints = self.sample_keypoints(features, prepared.kp_source[0], steps, guidance, generator,
-                                          motion_scale, speech.num_frames(fps), progress, relative, drift)
+                                          motion_scale, speech.num_frames(fps), progress, relative, drift, scales)
         # 6. render, 7. compose (at the photo's resolution) and paste back, 8. write: chunk by
         # chunk, so memory stays bounded
         composer = self.prepare_composition(photo, box, prepared, composition, output == "crop", still_background)
@@ -292,18 +310,28 @@ class DiffTEDPipeline:
         logger.info("speaker found by %s: crop %s", person.method, person.box)
         return person.box, crop_to_tensor(photo, person.box, self.resolution)
 
+    def source_keypoints(self, photo: np.ndarray, box: CropBox) -> torch.Tensor | None:
+        """Step 4's keypoints of the photo: None for ``"detector"`` (the renderer detects them);
+        for ``"body"``, ``[1, N, 2]`` in [-1, 1] of the crop as the renderer sees it (mediapipe on
+        the whole photo, `difftted.pipeline.keypoint_source.body_source_keypoints`)."""
+        if self.keypoint_source == "detector":
+            return None
+        return torch.from_numpy(body_source_keypoints(photo, box, self.resolution)).to(self.device)
+
     def sample_keypoints(self, features: torch.Tensor, kp_source: torch.Tensor, steps: int, guidance: float,
                          generator: torch.Generator | None, motion_scale: float, num_frames: int,
                          progress: bool = True, relative_motion: bool = False,
-                         drift_seconds: float = 0.0) -> torch.Tensor:
+                         drift_seconds: float = 0.0, part_scales: Mapping[str, float] | None = None) -> torch.Tensor:
         """Step 5: driving keypoints ``[num_frames, N, 2]`` in ``[-1, 1]`` at the output rate.
 
         Sampled in normalised units at the model's rate, denormalised, taken relative to the
         source keypoints ``kp_source [N, 2]`` (with ``relative_motion``, to the first sampled
         frame, so the clip starts at ``kp_source``), freed of drift slower than
-        ``drift_seconds`` (`remove_drift`; 0: off), scaled by ``motion_scale``, then resampled to
-        ``num_frames``.
+        ``drift_seconds`` (`remove_drift`; 0: off), scaled by ``motion_scale`` and, per body part,
+        by ``part_scales`` (`check_part_scales`), then resampled to ``num_frames`` and clamped
+        to ``keypoint_limit`` (body keypoints may lie outside the crop, a hand below it).
         """
+        scale = keypoint_scales(check_part_scales(part_scales, self.keypoint_source), kp_source.shape[0])
         source_norm = self.motion_coding.encode_source(kp_source.float()).reshape(-1)
         motion = sample_motion(self.denoiser, self.scheduler, features, source_norm,
                                num_inference_steps=steps, guidance_scale=guidance, generator=generator,
@@ -312,8 +340,9 @@ class DiffTEDPipeline:
         offsets = kp - (kp[:1] if relative_motion else kp_source)
         if drift_seconds > 0:
             offsets = remove_drift(offsets, self.fps, drift_seconds, keep_start=relative_motion)
-        kp = kp_source + motion_scale * offsets
-        return resample_frames(kp, num_frames).clamp(-1.0, 1.0)
+        kp = kp_source + motion_scale * scale.to(offsets) * offsets
+        limit = keypoint_limit(self.keypoint_source)
+        return resample_frames(kp, num_frames).clamp(-limit, limit)
 
     def prepare_composition(self, photo: np.ndarray, box: CropBox, prepared: PreparedSource,
                             composition: Composition, crop_only: bool, still_background: bool) -> FrameComposer:

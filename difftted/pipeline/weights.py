@@ -157,10 +157,10 @@ def load_components(folder: Path) -> dict:
     check_pipeline_folder(folder, origin=f"weights folder {str(folder)!r}")
     check_weight_files(folder)
     meta = _read_json(folder / PIPELINE_FILE)
-    unknown = sorted(set(meta) - {"format", "fps", "audio", "keypoint_stats", "offset_stats", "sampling"})
+    unknown = sorted(set(meta) - {"format", "fps", "audio", "keypoint_stats", "offset_stats", "sampling", "keypoints"})
     if unknown or meta.get("format") != PIPELINE_FORMAT:
         raise ValueError(f"{folder / PIPELINE_FILE}: expected format {PIPELINE_FORMAT!r} with keys format, fps, "
-                         f"audio, keypoint_stats, [offset_stats], sampling; got format {meta.get('format')!r}, "
+                         f"audio, keypoint_stats, [offset_stats], sampling, [keypoints]; got format {meta.get('format')!r}, "
                          f"unknown keys {unknown}")
     scheduler_config = _read_json(folder / "scheduler" / "scheduler_config.json")
     try:
@@ -185,6 +185,7 @@ def load_components(folder: Path) -> dict:
         offset_stats=KeypointStats.from_dict(meta["offset_stats"]) if "offset_stats" in meta else None,
         audio_config=AudioFeatureConfig.from_dict(meta["audio"]),
         fps=meta["fps"],
+        keypoint_source=meta.get("keypoints", "detector"),
         **{k: sampling[k] for k in ("num_inference_steps", "guidance_scale", "relative_motion", "drift_seconds")
            if k in sampling},
     )
@@ -199,20 +200,22 @@ def save_components(pipe, folder: Path) -> Path:
     write_pipeline_json(folder, fps=pipe.fps, audio_config=pipe.audio_config, keypoint_stats=pipe.keypoint_stats,
                         offset_stats=pipe.offset_stats, relative_motion=pipe.relative_motion,
                         num_inference_steps=pipe.num_inference_steps, guidance_scale=pipe.guidance_scale,
-                        drift_seconds=pipe.drift_seconds)
+                        drift_seconds=pipe.drift_seconds, keypoints=pipe.keypoint_source)
     logger.info("saved the pipeline to %s", folder)
     return folder
 
 
 def write_pipeline_json(folder: Path, *, fps: float, audio_config, keypoint_stats, num_inference_steps: int,
                         guidance_scale: float, offset_stats=None, relative_motion: bool = False,
-                        drift_seconds: float | None = None) -> Path:
+                        drift_seconds: float | None = None, keypoints: str = "detector") -> Path:
     """``folder/pipeline.json``: what a pipeline needs beside its networks (see weights/README.md).
 
     ``offset_stats`` (a `KeypointStats`, for a denoiser whose ``motion_target`` is
     ``"source_offset"``) is written only when given; ``relative_motion`` is a sampling default
     like the other two, and so is ``drift_seconds`` (0: no drift removal), written only when
-    given (absent, the pipeline's default applies; see `DiffTEDPipeline.__call__`).
+    given (absent, the pipeline's default applies; see `DiffTEDPipeline.__call__`). ``keypoints``,
+    where the photo's keypoints come from (`difftted.pipeline.pipeline.KEYPOINT_SOURCES`), is
+    written when it is not the default ``"detector"`` (so detector folders keep their file).
     """
     meta = {
         "format": PIPELINE_FORMAT,
@@ -220,6 +223,7 @@ def write_pipeline_json(folder: Path, *, fps: float, audio_config, keypoint_stat
         "audio": audio_config.to_dict(),
         "keypoint_stats": keypoint_stats.to_dict(),
         **({"offset_stats": offset_stats.to_dict()} if offset_stats is not None else {}),
+        **({"keypoints": keypoints} if keypoints != "detector" else {}),
         "sampling": {"num_inference_steps": int(num_inference_steps), "guidance_scale": float(guidance_scale),
                      "relative_motion": bool(relative_motion),
                      **({} if drift_seconds is None else {"drift_seconds": float(drift_seconds)})},
@@ -274,6 +278,12 @@ def _check_safetensors(path: Path) -> None:
     if size != expected:
         raise ValueError(f"{path} is {'truncated' if size < expected else 'damaged'}: its header lists "
                          f"{expected} bytes, the file holds {size}")
+
+
+def pipeline_keypoints(folder: Path) -> str:
+    """Where a pipeline folder's photo keypoints come from (pipeline.json ``"keypoints"``;
+    ``"detector"`` when absent), read without loading anything else."""
+    return str(_read_json(Path(folder) / PIPELINE_FILE).get("keypoints", "detector"))
 
 
 def renderer_side(folder: Path) -> int:

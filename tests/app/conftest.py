@@ -41,6 +41,15 @@ def app_pipeline():
 
 
 @pytest.fixture(scope="session")
+def body_app_pipeline(tmp_path_factory):
+    """The tiny pipeline on body keypoints (pipeline.json "keypoints": "body"), loaded from its folder."""
+    from difftted.pipeline import DiffTEDPipeline
+
+    folder = _pipeline_fixtures().save_body_pipeline(tmp_path_factory.mktemp("body_app_pipeline"))
+    return DiffTEDPipeline.from_pretrained(folder)
+
+
+@pytest.fixture(scope="session")
 def small_photo(tmp_path_factory) -> Path:
     """examples/astronaut.png at PHOTO_SIDE px."""
     from PIL import Image

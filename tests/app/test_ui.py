@@ -216,3 +216,40 @@ def test_animate_explains_bad_input(app_pipeline, small_photo, tmp_path, max_aud
     sway = Path(__file__).resolve().parents[2] / "examples" / "sway.mp4"
     with pytest.raises(ValueError, match="The driving video lasts 2.0 s; this demo takes at most 1 s"):
         ui.animate(app_pipeline, str(small_photo), str(sway), tmp_path, max_seconds=1.0)
+
+
+# ---------------------------------------------------------------------------- per-part intensity
+def test_part_scales_are_refused_for_detector_weights_naming_the_slider(app_pipeline, small_photo, short_speech,
+                                                                        tmp_path):
+    assert ui.GenerationSettings().part_scales() == {}
+    settings = ui.GenerationSettings(seed=1, output="crop", mouth_scale=0.0)
+    assert settings.part_scales() == {"mouth": 0.0}
+    with pytest.raises(ValueError, match="Mouth intensity"):
+        ui.generate(app_pipeline, str(small_photo), str(short_speech), settings, tmp_path, progress=False)
+    assert not any(tmp_path.iterdir()), "refused before anything was written"
+
+
+def test_part_scales_change_the_motion_of_a_body_pipeline(body_app_pipeline, short_speech, tmp_path):
+    from tps.video import iter_frames
+
+    photo = str(Path(__file__).resolve().parents[2] / "examples" / "astronaut.png")
+    videos = {}
+    for name, arms in (("plain", 1.0), ("arms", 2.0)):
+        settings = ui.GenerationSettings(seed=4, output="crop", arms_scale=arms)
+        result = ui.generate(body_app_pipeline, photo, str(short_speech), settings, tmp_path / name, progress=False)
+        videos[name] = np.stack(list(iter_frames(result.video))).astype(np.float32)
+    assert videos["plain"].shape == videos["arms"].shape
+    assert np.abs(videos["plain"] - videos["arms"]).mean() > 0.1  # the arms moved differently
+
+
+def test_app_part_sliders_move_only_with_body_weights(app_pipeline, body_app_pipeline, tmp_path):
+    import gradio as gr
+
+    import app
+
+    for pipeline, expected in ((app_pipeline, False), (body_app_pipeline, True)):
+        demo = app.build_demo(pipeline, work_root=tmp_path)
+        sliders = {b.elem_id: b for b in demo.blocks.values() if isinstance(b, gr.Slider)}
+        for part in ("head", "mouth", "arms"):
+            assert sliders[f"{part}-scale"].interactive is expected
+            assert sliders[f"{part}-scale"].value == 1.0

@@ -62,6 +62,24 @@ def tiny_pipeline_dir(tiny_pipeline, tmp_path_factory) -> Path:
     return tiny_pipeline.save_pretrained(tmp_path_factory.mktemp("tiny_pipeline"))
 
 
+def save_body_pipeline(folder: Path, seed: int = 1) -> Path:
+    """A tiny pipeline saved in ``folder`` whose pipeline.json says ``"keypoints": "body"`` and whose
+    renderer config says it was trained on given keypoints (``keypoint_source "given"``)."""
+    import json
+
+    folder = build_tiny_pipeline(seed=seed).save_pretrained(folder)
+    meta = json.loads((folder / "pipeline.json").read_text())
+    (folder / "pipeline.json").write_text(json.dumps({**meta, "keypoints": "body"}))
+    config = json.loads((folder / "renderer" / "config.json").read_text())
+    (folder / "renderer" / "config.json").write_text(json.dumps({**config, "keypoint_source": "given"}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def body_pipeline_dir(tmp_path_factory) -> Path:
+    return save_body_pipeline(tmp_path_factory.mktemp("body_pipeline"))
+
+
 @pytest.fixture(scope="session")
 def astronaut_path(tmp_path_factory) -> Path:
     """scikit-image's astronaut (a real upper-body photo, 512x512) as a png."""

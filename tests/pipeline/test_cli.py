@@ -52,6 +52,8 @@ CASES = {
     "no weights folder": ({"--weights": "{dir}/nowhere"}, "does not exist"),
     "hub offline": ({"--weights": "nobody/difftted-nothing"}, "HF_HUB_OFFLINE"),
     "bad steps": ({"--steps": "0"}, "--steps"),
+    "bad part scale": ({"--head-scale": "-1"}, "--head-scale"),
+    "part scale, detector weights": ({"--arms-scale": "1.5"}, "--arms-scale"),
 }
 
 
@@ -148,3 +150,17 @@ def test_user_error_is_one_line(capsys):
 
     assert run_command(bad, []) == 1
     assert capsys.readouterr().err == "error: first line second line\n"
+
+
+def test_part_scales_with_body_weights_write_the_video(files, body_pipeline_dir, speech_path, capsys):
+    """--head/--mouth/--arms-scale reach the pipeline of a body-keypoint pipeline folder; 1 is
+    accepted for detector weights too (the default)."""
+    from difftted.__main__ import main
+
+    out = files["dir"] / "parts.mp4"
+    argv = _argv(files, {"--weights": str(body_pipeline_dir), "--audio": str(speech_path), "--out": str(out),
+                         "--seed": "1", "--steps": "2"})[3:]
+    assert main(argv + ["--crop", "--arms-scale", "1.5", "--mouth-scale", "0", "--head-scale", "0.5"]) == 0
+    assert out.is_file() and "wrote" in capsys.readouterr().out
+    argv = _argv(files, {"--audio": str(speech_path), "--out": str(files["dir"] / "ones.mp4"), "--steps": "2"})[3:]
+    assert main(argv + ["--crop", "--head-scale", "1"]) == 0

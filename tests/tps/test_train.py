@@ -142,3 +142,44 @@ def test_init_from_a_model_folder_fine_tunes_it(tmp_path, shared_data) -> None:
     assert not torch.equal(before[key], after[key])  # trained from the given weights ...
     # ... by two Adam steps of lr 1e-3 (each moves a weight by about lr), not re-initialised
     assert (before[key] - after[key]).abs().max() < 5e-3 < before[key].abs().max()
+
+
+def test_given_keypoints_train_with_the_detector_frozen(tmp_path, shared_data) -> None:
+    """keypoint_source "given": the frames' keypoint files drive the dense motion, the loss falls,
+    the detector (and its batch-norm statistics) stays exactly as it was, no equivariance term,
+    and the saved model says keypoint_source "given"."""
+    import shutil
+
+    import numpy as np
+
+    from tps.config import get_preset
+    from tps.given_keypoints import keypoint_file
+
+    clip = tmp_path / "clips" / "ted.mp4"
+    clip.parent.mkdir()
+    shutil.copy(_clip(shared_data), clip)
+    t = np.arange(133, dtype=np.float32)[:, None]
+    grid = np.stack(np.meshgrid(np.linspace(-0.6, 0.6, 10), np.linspace(-0.5, 0.5, 5)), -1).reshape(50, 2)
+    kp = grid[None] + 0.05 * np.stack([np.sin(t / 7), np.cos(t / 11)], -1)  # [133, 50, 2], smooth in time
+    np.save(keypoint_file(clip), kp.astype(np.float32))
+    init = TPSMotionModel(resolve_model_config(TrainConfig.load(TINY).model))
+    init.save_pretrained(tmp_path / "init")
+    config = _config(tmp_path, keypoint_source="given", keypoint_flip=[1, 0] + list(range(2, 50)))
+    run = tmp_path / "run"
+    assert main(["--config", str(config), "--data", str(clip.parent), "--out", str(run), "--max-steps", "30",
+                 "--init", str(tmp_path / "init"), "--no-progress"]) == 0
+    log = _log(run)
+    assert "equivariance" not in log[0] and {"perceptual", "warp"} <= set(log[0])
+    first, last = (sum(r["perceptual"] for r in rows) / len(rows) for rows in (log[:5], log[-8:]))
+    assert last < 0.85 * first, (first, last)
+    model = TPSMotionModel.from_pretrained(run / "model")
+    assert model.config.keypoint_source == "given"
+    assert model.config == get_preset("tiny-64").replace(avd=None, keypoint_source="given")
+    before, after = init.kp_detector.state_dict(), model.kp_detector.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    moved = [k for k, v in init.dense_motion_network.state_dict().items()
+             if not torch.equal(v, model.dense_motion_network.state_dict()[k])]
+    assert moved  # the rest did train
+    (keypoint_file(clip)).unlink()
+    assert main(["--config", str(config), "--data", str(clip.parent), "--out", str(tmp_path / "r2"),
+                 "--max-steps", "1", "--no-progress"]) == 2  # a clip without its keypoint file

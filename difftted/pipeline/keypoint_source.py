@@ -1,0 +1,97 @@
+"""Where the photo's keypoints come from, and per-part intensity (pipeline.json ``"keypoints"``).
+
+``"detector"``: the renderer's learned keypoint detector (the weights of earlier releases; the
+renderer finds them itself). ``"body"``: mediapipe landmarks of the photo through the body
+keypoint table (`difftted.motion.body_keypoints`, docs/body_keypoints.md), for a renderer trained
+on them (``tps train`` with ``"keypoint_source": "given"``). Only body keypoints belong to body
+parts, so only they take ``part_scales``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from difftted.pipeline.person import CropBox
+
+#: Where the photo's keypoints come from (pipeline.json ``"keypoints"``): the renderer's learned
+#: ``"detector"``, or ``"body"``: mediapipe landmarks through the body keypoint table
+#: (`difftted.motion.body_keypoints`, for a renderer trained on them, ``keypoint_source "given"``).
+KEYPOINT_SOURCES = ("detector", "body")
+#: The parts ``part_scales`` may scale: body keypoint groups (`difftted.motion.body_keypoints.PART_GROUPS`:
+#: head = the head and neck transforms, mouth = the mouth's, arms = both upper arms, forearms, hands).
+PART_SCALES = ("head", "mouth", "arms")
+#: Body keypoints are not clipped to the crop (a hand below it has y > 1, docs/body_keypoints.md):
+#: sampled ones are clamped to this bound, detector keypoints to the crop's [-1, 1].
+BODY_KEYPOINT_LIMIT = 3.0
+
+
+def keypoint_limit(keypoint_source: str) -> float:
+    """The bound sampled keypoints are clamped to: 1 (the crop) for the detector's, else
+    `BODY_KEYPOINT_LIMIT`."""
+    return 1.0 if keypoint_source == "detector" else BODY_KEYPOINT_LIMIT
+
+
+def body_source_keypoints(photo: np.ndarray, box: CropBox, resolution: tuple[int, int]) -> np.ndarray:
+    """Body keypoints of ``photo`` (uint8 ``[H, W, 3]``) in the square ``box``, as the renderer sees
+    that crop resized to ``resolution`` (h, w): float32 ``[1, 50, 2]`` in [-1, 1]. mediapipe runs
+    on the whole photo (`difftted.motion.body_landmarks.image_body_keypoints`); the keypoints are
+    carried through the crop's resize by `tps.given_keypoints.map_keypoints`. ValueError when no
+    person is found."""
+    from difftted.motion.body_landmarks import image_body_keypoints
+    from tps.given_keypoints import map_keypoints
+
+    body = image_body_keypoints(photo, crop=(box.x0, box.y0, box.x0 + box.size, box.y0 + box.size))
+    return map_keypoints(body.keypoints, (box.size, box.size), None, tuple(resolution))
+
+
+def check_part_scales(part_scales: Mapping[str, float] | None, keypoint_source: str,
+                      names: Mapping[str, str] | None = None) -> dict[str, float]:
+    """``part_scales`` checked: a dict of `PART_SCALES` keys to finite numbers >= 0 (``{}`` for
+    None). With ``"detector"`` keypoints any scale other than 1 is a ValueError. Messages name
+    ``names[part]`` (e.g. ``"--head-scale"``), else ``part_scales['part']``."""
+    if part_scales is None:
+        return {}
+    if not isinstance(part_scales, Mapping):
+        raise TypeError(f"part_scales must be a dict of {PART_SCALES} to numbers, got {type(part_scales).__name__}")
+    unknown = sorted(set(part_scales) - set(PART_SCALES))
+    if unknown:
+        raise ValueError(f"part_scales has unknown parts {unknown}; known: {PART_SCALES}")
+    out = {}
+    for part, value in part_scales.items():
+        name = (names or {}).get(part, f"part_scales[{part!r}]")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if keypoint_source == "detector" and value != 1:
+            raise ValueError(f"{name} = {value!r}: per-part scales need a pipeline with body keypoints "
+                             "(pipeline.json \"keypoints\": \"body\"); these weights use the learned detector, "
+                             "whose keypoints belong to no body part (use the overall motion scale)")
+        out[part] = float(value)
+    return out
+
+
+def keypoint_scales(part_scales: Mapping[str, float], num_keypoints: int) -> torch.Tensor:
+    """Per-keypoint factors ``[num_keypoints, 1]``: ``part_scales[part]`` on the 5 keypoints of
+    each transform of that part (`difftted.motion.body_keypoints.PART_GROUPS`), 1 elsewhere."""
+    scale = torch.ones(num_keypoints, 1)
+    if part_scales:
+        from difftted.motion.body_keypoints import PART_GROUPS
+
+        for part, value in part_scales.items():
+            for k in PART_GROUPS[part]:
+                scale[5 * k: 5 * k + 5] = value
+    return scale
+
+
+def check_keypoint_source(source: Any, renderer_config: Any) -> None:
+    if source not in KEYPOINT_SOURCES:
+        raise ValueError(f"keypoint_source must be one of {KEYPOINT_SOURCES}, got {source!r}")
+    if source == "body" and renderer_config.num_kp != 50:
+        raise ValueError(f"keypoint_source 'body' needs a renderer of 50 keypoints, this one has {renderer_config.num_kp}")
+    if source == "detector" and getattr(renderer_config, "keypoint_source", "detector") == "given":
+        raise ValueError("keypoint_source 'detector' needs a renderer with a trained detector; this one was "
+                         "trained on given keypoints (its config.json keypoint_source 'given'): use 'body'")

@@ -1,0 +1,116 @@
+"""A pipeline on body-anchored keypoints (pipeline.json ``"keypoints": "body"``): the photo's
+keypoints are its body landmarks in the crop, per-part intensity scales each part's motion, and
+detector pipelines (the bundled weights) refuse part scales and keep their files as they were."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from difftted.motion.body_keypoints import PART_GROUPS
+
+HEAD = [i for k in PART_GROUPS["head"] for i in range(5 * k, 5 * k + 5)]
+MOUTH = [i for k in PART_GROUPS["mouth"] for i in range(5 * k, 5 * k + 5)]
+ARMS = [i for k in PART_GROUPS["arms"] for i in range(5 * k, 5 * k + 5)]
+
+
+@pytest.fixture(scope="module")
+def body_pipeline(body_pipeline_dir):
+    from difftted.pipeline import DiffTEDPipeline
+
+    pipe = DiffTEDPipeline.from_pretrained(body_pipeline_dir)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_body_pipeline_loads_and_saves_its_keypoint_source(body_pipeline, tiny_pipeline_dir, tmp_path) -> None:
+    assert body_pipeline.keypoint_source == "body"
+    assert "keypoints" not in json.loads(tiny_pipeline_dir.joinpath("pipeline.json").read_text())
+    assert body_pipeline.renderer.config.keypoint_source == "given"
+    again = body_pipeline.save_pretrained(tmp_path / "again")
+    assert json.loads((again / "pipeline.json").read_text())["keypoints"] == "body"
+    assert json.loads((again / "renderer" / "config.json").read_text())["keypoint_source"] == "given"
+
+
+def test_photo_keypoints_are_its_body_landmarks_in_the_crop(body_pipeline, astronaut_path, speech_path) -> None:
+    """motion_scale 0: every frame's keypoints are the photo's, which are mediapipe's landmarks of
+    the photo carried into the crop the renderer sees."""
+    from difftted.motion.body_landmarks import image_body_keypoints
+    from difftted.pipeline.person import load_image
+
+    out = body_pipeline(astronaut_path, speech_path, motion_scale=0.0, output="crop",
+                        generator=torch.Generator().manual_seed(0))
+    kp = out.keypoints
+    assert np.abs(kp - kp[:1]).max() == 0.0
+    photo = load_image(astronaut_path)
+    box = out.crop_box
+    direct = image_body_keypoints(photo).keypoints[0]  # in [-1, 1] of the whole photo
+    h, w = photo.shape[:2]
+    pixels = (direct + 1) / 2 * np.array([w - 1, h - 1])  # -> photo pixels -> crop pixels -> 64x64
+    in_crop = ((pixels - [box.x0, box.y0]) + 0.5) * (64 / box.size) - 0.5
+    expected = 2 * in_crop / 63 - 1
+    # the spread guard works in [-1, 1] units, so a transform it touches differs between the two
+    # frames of reference; compare the healthy ones (most of them)
+    from difftted.motion.body_keypoints import GUARD_MIN_CONDITION, tps_condition
+
+    healthy = np.flatnonzero(tps_condition(direct) > 2 * GUARD_MIN_CONDITION)
+    assert len(healthy) >= 6, tps_condition(direct)
+    rows = [i for k in healthy for i in range(5 * k, 5 * k + 5)]
+    np.testing.assert_allclose(kp[0, rows], expected[rows], atol=2e-3)
+    head_y, shoulders_y = kp[0, 0:5, 1].mean(), kp[0, 15:17, 1].mean()
+    assert -1 < head_y < shoulders_y  # the head in the crop, above the shoulders
+
+
+def _sample(pipe, part_scales, seed=0):
+    features = torch.from_numpy(np.random.default_rng(0).normal(size=(20, pipe.audio_config.feature_dim))
+                                .astype(np.float32))
+    kp_source = torch.from_numpy(np.random.default_rng(1).uniform(-0.3, 0.3, (50, 2)).astype(np.float32))
+    kp = pipe.sample_keypoints(features, kp_source, 2, 1.5, torch.Generator().manual_seed(seed), 1.0, 20,
+                               progress=False, part_scales=part_scales)
+    return (kp - kp_source).numpy()
+
+
+def test_part_scales_scale_each_parts_motion_alone(body_pipeline) -> None:
+    base = _sample(body_pipeline, None)
+    assert 0.3 + 1.7 * np.abs(base).max() < 3.0  # nothing clamped (body limit 3): offsets compare exactly
+    for part, group in (("head", HEAD), ("mouth", MOUTH), ("arms", ARMS)):
+        for value in (0.0, 1.7):
+            got = _sample(body_pipeline, {part: value})
+            rest = [i for i in range(50) if i not in group]
+            np.testing.assert_allclose(got[:, group], value * base[:, group], atol=1e-5)
+            np.testing.assert_allclose(got[:, rest], base[:, rest], atol=1e-6)
+    assert np.abs(base[:, ARMS]).max() > 1e-3  # the test is not vacuous
+
+
+def test_detector_pipeline_refuses_part_scales_naming_them(tiny_pipeline, astronaut_path, speech_path) -> None:
+    assert tiny_pipeline.keypoint_source == "detector"
+    with pytest.raises(ValueError, match=r"part_scales\['arms'\]"):
+        tiny_pipeline(astronaut_path, speech_path, part_scales={"arms": 1.5})
+    with pytest.raises(ValueError, match="unknown parts"):
+        tiny_pipeline(astronaut_path, speech_path, part_scales={"legs": 1.0})
+    np.testing.assert_array_equal(_sample(tiny_pipeline, {"head": 1.0, "arms": 1}), _sample(tiny_pipeline, None))
+
+
+@pytest.mark.parametrize("scales", [{"head": -0.5}, {"mouth": float("nan")}, {"arms": True}])
+def test_bad_part_scales_are_named(body_pipeline, astronaut_path, speech_path, scales) -> None:
+    part = next(iter(scales))
+    with pytest.raises(ValueError, match=rf"part_scales\['{part}'\]"):
+        body_pipeline(astronaut_path, speech_path, part_scales=scales)
+
+
+def test_keypoint_source_must_fit_the_renderer(make_tiny_pipeline) -> None:
+    from difftted.pipeline import DiffTEDPipeline
+
+    pipe = make_tiny_pipeline()
+    parts = dict(denoiser=pipe.denoiser, scheduler=pipe.scheduler, keypoint_stats=pipe.keypoint_stats,
+                 audio_config=pipe.audio_config)
+    with pytest.raises(ValueError, match="keypoint_source"):
+        DiffTEDPipeline(renderer=pipe.renderer, keypoint_source="mediapipe", **parts)
+    given = pipe.renderer
+    given.config = given.config.replace(keypoint_source="given")
+    with pytest.raises(ValueError, match="given keypoints"):
+        DiffTEDPipeline(renderer=given, **parts)
+    assert DiffTEDPipeline(renderer=given, keypoint_source="body", **parts).keypoint_source == "body"
