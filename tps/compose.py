@@ -128,7 +128,7 @@ def compose(
     visible = _resize(visibility(occlusion, occlusion_rest), size)
     if torch.all(visible >= 1.0):
         return warped
-    return warped * visible + _resize(generated.to(warped.dtype), size) * (1.0 - visible)
+    return torch.lerp(_resize(generated.to(warped.dtype), size), warped, visible)
 
 
 def motion_mask(
@@ -150,15 +150,22 @@ def motion_mask(
     region = torch.maximum(person.expand_as(moved), moved)
     side = max(person.shape[-2:])
     grow = int(round(dilate * side))
-    if grow > 0:
-        region = F.max_pool2d(region, kernel_size=2 * grow + 1, stride=1, padding=grow)
     soft = int(round(feather * side))
+    # Grow by `dilate` and by the blur's reach (two box passes of radius `soft`), then blur: the
+    # ramp lies outside the dilated region, so the mask stays exactly 1 over all that may move.
+    region = _dilate(region, grow + 2 * soft)
     if soft > 0:
-        # Grow by the blur's reach (two box passes of radius `soft`) first, then blur: the ramp
-        # lies outside the dilated region, so the mask stays exactly 1 over all that may move.
-        region = F.max_pool2d(region, kernel_size=4 * soft + 1, stride=1, padding=2 * soft)
         region = _box_blur(region, soft)
     return region.clamp(0.0, 1.0)
+
+
+def _dilate(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Max over a ``(2 radius + 1)`` square, as two 1-D passes (a square's max is separable)."""
+    if radius <= 0:
+        return x
+    k = 2 * radius + 1
+    x = F.max_pool2d(x, (1, k), stride=1, padding=(0, radius))
+    return F.max_pool2d(x, (k, 1), stride=1, padding=(radius, 0))
 
 
 def _box_blur(x: torch.Tensor, radius: int) -> torch.Tensor:

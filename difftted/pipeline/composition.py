@@ -67,7 +67,7 @@ class FrameComposer:
         self.rest = rest
         self.square = torch.ones(1, 1, s, s) if crop_only else torch.from_numpy(
             feather_mask(box, photo.shape[:2], feather))[None, None]
-        self.person = None
+        self.person, self._person_cache = None, None
         if person is not None:
             self.person = torch.from_numpy(np.ascontiguousarray(person[box.y0 : box.y0 + s, box.x0 : box.x0 + s]))[None, None]
 
@@ -82,13 +82,13 @@ class FrameComposer:
                          None if rest is None else rest.occlusion.float().cpu())
         alpha = self.square
         if self.person is not None:
-            h, w = chunk.generated.shape[-2:]
-            person = F.interpolate(self.person, size=(h, w), mode="bilinear", align_corners=False,
-                                   antialias=self.box.size > h)
-            region = F.interpolate(motion_mask(person, deformation), size=self.crop.shape[-2:],
-                                   mode="bilinear", align_corners=False)
+            # at the flow's own resolution (64x64 for a 256 model; never below 64): a feathered
+            # region needs no more
+            size = tuple(max(64, int(d)) for d in deformation.shape[1:3])
+            region = F.interpolate(motion_mask(self._person_at(size), deformation),
+                                   size=self.crop.shape[-2:], mode="bilinear", align_corners=False)
             alpha = alpha * region
-        blended = frames * alpha + self.crop * (1.0 - alpha)
+        blended = torch.lerp(self.crop, frames, alpha)
         pixels = _to_uint8(blended)
         if self.crop_only:
             even = self.box.size - self.box.size % 2
@@ -97,6 +97,14 @@ class FrameComposer:
         s = self.box.size
         out[:, self.box.y0 : self.box.y0 + s, self.box.x0 : self.box.x0 + s] = pixels
         return out
+
+
+    def _person_at(self, size: tuple[int, int]) -> torch.Tensor:
+        """The person mask at ``size`` ``[1, 1, h, w]`` (the flow's), resized once."""
+        if getattr(self, "_person_cache", None) is None or self._person_cache.shape[-2:] != size:
+            self._person_cache = F.interpolate(self.person, size=tuple(size), mode="bilinear",
+                                               align_corners=False, antialias=self.box.size > size[0])
+        return self._person_cache
 
 
 def _to_uint8(frames: torch.Tensor) -> np.ndarray:

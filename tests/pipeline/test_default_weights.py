@@ -34,6 +34,8 @@ def default_pipeline():
 def test_default_weights_animate_the_example_photo(default_pipeline, tmp_path: Path) -> None:
     import soundfile as sf
 
+    from difftted.pipeline.person import load_image
+
     wave, sr = sf.read(REPO / "examples" / "speech.wav", dtype="float32")
     speech = (wave[: int(1.6 * sr)], sr)
     out = default_pipeline(REPO / "examples" / "astronaut.png", speech, num_inference_steps=10,
@@ -42,15 +44,18 @@ def test_default_weights_animate_the_example_photo(default_pipeline, tmp_path: P
     frames, kp = out.frames, out.keypoints
     assert out.video_path is not None and out.video_path.stat().st_size > 0
     assert frames.shape[0] == kp.shape[0] == round(1.6 * out.fps)
-    assert frames.shape[1:] == (*default_pipeline.resolution, 3)
+    side = out.crop_box.size - out.crop_box.size % 2  # the crop at its own size (native composition)
+    assert frames.shape[1:] == (side, side, 3) and side > default_pipeline.resolution[0]
+    # the first frame is the photo's own pixels: the motion starts at the photo (relative motion)
+    crop = np.asarray(load_image(REPO / "examples" / "astronaut.png"))[
+        out.crop_box.y0 : out.crop_box.y0 + side, out.crop_box.x0 : out.crop_box.x0 + side]
+    assert np.abs(frames[0].astype(int) - crop).max() <= 1
     # The photo moves: driving keypoints and frames change over time, but stay near the photo.
     assert np.abs(np.diff(kp, axis=0)).mean() > 1e-4
     assert np.abs(frames[-1].astype(float) - frames[0].astype(float)).mean() > 0.5
     assert np.abs(kp).max() <= 1.0
     # The weights' defaults (pipeline.json): motion relative to its first frame, which is the
     # photo's own keypoints, and motion that stays near the photo (offsets, not a new layout).
-    from difftted.pipeline.person import load_image
-
     assert default_pipeline.relative_motion and default_pipeline.motion_coding.target == "source_offset"
     photo = load_image(REPO / "examples" / "astronaut.png")
     source = default_pipeline.frame_renderer.prepare(default_pipeline.crop_person(photo)[1]).kp_source[0].numpy()
