@@ -24,7 +24,7 @@ from tps.compose import compose, relative_flow
 from tps.evaluate import l1_error, psnr, ssim
 from tps.model import TPSMotionModel
 
-__all__ = ["NativeMetrics", "laplacian_variance", "evaluate_clip_native", "format_native_table"]
+__all__ = ["NativeMetrics", "laplacian_variance", "evaluate_clip_native", "format_native_table", "summarize_native"]
 
 PATHS = ("upscaled", "native")
 _LAPLACE = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from difftted.pipeline.person import CropBox, PasteBack, feather_mask
+from difftted.pipeline.person import CropBox, PasteBack, feather_mask, paste_into, to_uint8
 from tps.compose import compose, motion_mask, relative_flow
 from tps.render import RenderedChunk
 
@@ -57,14 +57,16 @@ class FrameComposer:
         if person is not None and person.shape != photo.shape[:2]:
             raise ValueError(f"person mask shape {person.shape} does not match the photo's {photo.shape[:2]}")
         self.composition, self.crop_only = composition, crop_only
-        self._paste = PasteBack(photo, box, feather=feather, crop_only=crop_only)
         if composition == "model":
+            self._paste = PasteBack(photo, box, feather=feather, crop_only=crop_only)
             return
         self.photo, self.box = photo, box
         s = box.size
         patch = photo[box.y0 : box.y0 + s, box.x0 : box.x0 + s]
         self.crop = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)[None].float() / 255.0
-        self.rest = rest
+        # the rest pose's maps, moved to the CPU once (the zero of the motion for every chunk)
+        self.rest_flow = None if rest is None else rest.deformation.float().cpu()
+        self.rest_occlusion = None if rest is None else rest.occlusion.float().cpu()
         self.square = torch.ones(1, 1, s, s) if crop_only else torch.from_numpy(
             feather_mask(box, photo.shape[:2], feather))[None, None]
         self.person, self._person_cache = None, None
@@ -75,11 +77,11 @@ class FrameComposer:
         """One chunk of `tps.Renderer.iter_render_maps` -> ``uint8 [b, H, W, 3]``."""
         if self.composition == "model":
             return self._paste(chunk.frames)
-        deformation, rest = chunk.deformation.float().cpu(), self.rest
-        if rest is not None:
-            deformation = relative_flow(deformation, rest.deformation.float().cpu())
+        deformation = chunk.deformation.float().cpu()
+        if self.rest_flow is not None:
+            deformation = relative_flow(deformation, self.rest_flow)
         frames = compose(self.crop, chunk.generated.float().cpu(), deformation, chunk.occlusion.float().cpu(),
-                         None if rest is None else rest.occlusion.float().cpu())
+                         self.rest_occlusion)
         alpha = self.square
         if self.person is not None:
             # at the flow's own resolution (64x64 for a 256 model; never below 64): a feathered
@@ -89,24 +91,15 @@ class FrameComposer:
                                    size=self.crop.shape[-2:], mode="bilinear", align_corners=False)
             alpha = alpha * region
         blended = torch.lerp(self.crop, frames, alpha)
-        pixels = _to_uint8(blended)
+        pixels = to_uint8(blended.permute(0, 2, 3, 1))
         if self.crop_only:
             even = self.box.size - self.box.size % 2
             return np.ascontiguousarray(pixels[:, :even, :even])
-        out = np.repeat(self.photo[None], len(pixels), axis=0)
-        s = self.box.size
-        out[:, self.box.y0 : self.box.y0 + s, self.box.x0 : self.box.x0 + s] = pixels
-        return out
-
+        return paste_into(self.photo, self.box, pixels)
 
     def _person_at(self, size: tuple[int, int]) -> torch.Tensor:
         """The person mask at ``size`` ``[1, 1, h, w]`` (the flow's), resized once."""
-        if getattr(self, "_person_cache", None) is None or self._person_cache.shape[-2:] != size:
+        if self._person_cache is None or tuple(self._person_cache.shape[-2:]) != tuple(size):
             self._person_cache = F.interpolate(self.person, size=tuple(size), mode="bilinear",
                                                align_corners=False, antialias=self.box.size > size[0])
         return self._person_cache
-
-
-def _to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """``[b, 3, h, w]`` in [0, 1] -> ``uint8 [b, h, w, 3]``."""
-    return (frames.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()

@@ -307,6 +307,19 @@ def feather_mask(box: CropBox, photo_shape: tuple[int, int], feather: float = 0.
     return np.outer(axis(box.y0, h), axis(box.x0, w))
 
 
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Channel-last images ``[..., 3]`` in ``[0, 1]`` -> ``uint8`` numpy, rounded."""
+    return (images.clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
+
+
+def paste_into(photo: np.ndarray, box: CropBox, crops: np.ndarray) -> np.ndarray:
+    """``crops`` (``uint8 [t, s, s, 3]``, ``s = box.size``) put into copies of ``photo``
+    (``uint8 [H, W, 3]``) at ``box``: ``uint8 [t, H, W, 3]``."""
+    out = np.repeat(photo[None], len(crops), axis=0)
+    out[:, box.y0 : box.y0 + box.size, box.x0 : box.x0 + box.size] = crops
+    return out
+
+
 class PasteBack:
     """Put rendered crops back into the photo: ``frames [t, 3, h, w]`` in ``[0, 1]`` ->
     ``uint8 [t, H, W, 3]`` full photos (or the crops alone with ``crop_only=True``)."""
@@ -320,16 +333,13 @@ class PasteBack:
     def __call__(self, frames: torch.Tensor) -> np.ndarray:
         if frames.ndim != 4 or frames.shape[1] != 3:
             raise ValueError(f"frames must be [t, 3, h, w], got {tuple(frames.shape)}")
-        to_uint8 = lambda x: (x.clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()  # noqa: E731
         if self.crop_only:
             return to_uint8(frames.float().cpu().permute(0, 2, 3, 1))
         s = self.box.size
         big = F.interpolate(frames.float().cpu(), size=(s, s), mode="bilinear", align_corners=False,
                             antialias=s < frames.shape[-1])
         blended = big.permute(0, 2, 3, 1) * self.alpha + self.background * (1.0 - self.alpha)
-        out = np.repeat(self.photo[None], frames.shape[0], axis=0)
-        out[:, self.box.y0 : self.box.y0 + s, self.box.x0 : self.box.x0 + s] = to_uint8(blended)
-        return out
+        return paste_into(self.photo, self.box, to_uint8(blended))
 
 
 # ------------------------------------------------------------------------------- person mask

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any, Iterator, Literal
 
 import numpy as np
@@ -47,7 +47,6 @@ from difftted.pipeline.person import CropBox, ImageInput, crop_to_tensor, find_c
 from tps.render import PreparedSource, RenderedChunk, Renderer
 
 logger = logging.getLogger(__name__)
-
 
 
 @dataclass
