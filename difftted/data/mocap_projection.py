@@ -14,7 +14,8 @@ in the head's frame (`FACE_OFFSETS`, metres; the lower lip and chin follow SMPL-
 finger tips beyond the last finger joint. Then a fixed frontal pinhole camera in TED framing
 (`TedCamera`: the square of ``size`` pixels spans 2.4 shoulder widths at the speaker, the nose at a
 quarter from the top, looking at the clip's median pose, turned to face the speaker's median
-facing) gives 2-D named points, which `difftted.motion.body_keypoints.table_keypoints` maps to
+facing, and panning with the speaker's slow steps as a camera operator would: `skeleton_keypoints`
+``follow_seconds``) gives 2-D named points, which `difftted.motion.body_keypoints.table_keypoints` maps to
 ``[T, 50, 2]`` keypoints. World axes: x the speaker's left, y up, z forward (both formats).
 """
 
@@ -213,9 +214,10 @@ class TedCamera:
 
 
 def mocap_keypoints(path: str | Path, camera: TedCamera | None = None, smooth: float = 0.0,
-                    first_frame: int = 0) -> BodyKeypoints:
+                    first_frame: int = 0, follow_seconds: float = 0.5) -> BodyKeypoints:
     """A BEAT2 ``.npz`` or BEAT ``.bvh`` -> `BodyKeypoints` ``[T, 50, 2]`` at the capture's rate in
-    the camera's ``size x size`` frame (``first_frame``: BVH frames to skip)."""
+    the camera's ``size x size`` frame (``first_frame``: BVH frames to skip; ``follow_seconds``:
+    see `skeleton_keypoints`)."""
     path = Path(path)
     camera = camera or TedCamera()
     if path.suffix.lower() == ".npz":
@@ -224,12 +226,35 @@ def mocap_keypoints(path: str | Path, camera: TedCamera | None = None, smooth: f
         skeleton = bvh_skeleton(path, first_frame)
     else:
         raise ValueError(f"path must be a BEAT2 .npz or a BEAT .bvh file, got {str(path)!r}")
-    return skeleton_keypoints(skeleton, camera, smooth)
+    return skeleton_keypoints(skeleton, camera, smooth, follow_seconds)
 
 
-def skeleton_keypoints(skeleton: Skeleton3D, camera: TedCamera | None = None, smooth: float = 0.0) -> BodyKeypoints:
-    """`Skeleton3D` -> named 3-D points -> ``camera`` -> `BodyKeypoints` through the one table."""
+def follow_speaker(points: dict[str, np.ndarray], fps: float, seconds: float) -> dict[str, np.ndarray]:
+    """Take the speaker's slow horizontal travel out of 3-D points ``{name: [T, 3]}``: the
+    mid-shoulder's x and z (y, height, is kept), low-passed by a zero-phase Gaussian of sigma
+    ``seconds``, minus its median, is subtracted from every point. Mocap speakers step about the
+    stage (BEAT2: the head's x spans about 40% of a TED frame over a minute); a TED camera pans
+    with them, and a photo's speaker stays where the photo has them. Faster motion (sway,
+    gestures, steps shorter than ``seconds``) is kept; 0 keeps every point as it is."""
+    if seconds < 0:
+        raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+    if seconds == 0:
+        return points
+    from scipy.ndimage import gaussian_filter1d
+
+    mid = (points["left_shoulder"] + points["right_shoulder"]) / 2  # [T, 3]
+    slow = gaussian_filter1d(mid, sigma=seconds * fps, axis=0, mode="nearest")
+    shift = slow - np.median(mid, axis=0)
+    shift[:, 1] = 0.0
+    return {k: v - shift for k, v in points.items()}
+
+
+def skeleton_keypoints(skeleton: Skeleton3D, camera: TedCamera | None = None, smooth: float = 0.0,
+                       follow_seconds: float = 0.5) -> BodyKeypoints:
+    """`Skeleton3D` -> named 3-D points (`follow_speaker` with ``follow_seconds``) -> ``camera`` ->
+    `BodyKeypoints` through the one table."""
     camera = camera or TedCamera()
-    pixels = camera.project(world_points(skeleton), skeleton.scale)
+    points = follow_speaker(world_points(skeleton), skeleton.fps, follow_seconds)
+    pixels = camera.project(points, skeleton.scale)
     pixels.pop("head")
     return table_keypoints(pixels, (camera.size, camera.size), fps=skeleton.fps, smooth=smooth)

@@ -76,12 +76,14 @@ class KeypointWindowDataset(Dataset):
         motion_target: ``"absolute"`` or ``"source_offset"`` (see the module docstring).
         offset_stats: offset normalisation for ``"source_offset"``; None computes it from the
             split's clips (pass the training set's to a test set).
+        offsets_inside_only: compute those offset statistics from in-frame keypoints only
+            (`KeypointStats.offsets_from_sequences`), for training with ``mask_out_of_frame``.
     """
 
     def __init__(self, dataset_dir: str | Path, split: str = "train", window: int = 34,
                  context_frames: int = 4, stats: KeypointStats | None = None, stride: int = 1,
                  source_frame: str = "random", motion_target: str = "absolute",
-                 offset_stats: KeypointStats | None = None) -> None:
+                 offset_stats: KeypointStats | None = None, offsets_inside_only: bool = False) -> None:
         for name, value, low in (("window", window, 2), ("context_frames", context_frames, 0), ("stride", stride, 1)):
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
@@ -112,7 +114,7 @@ class KeypointWindowDataset(Dataset):
             raise ValueError(f"no clip of split {split!r} in {str(dataset_dir)!r} holds a window of {window} frames")
         if motion_target == "source_offset" and offset_stats is None:
             offset_stats = KeypointStats.offsets_from_sequences(
-                [kp.reshape(kp.shape[0], -1, 2).numpy() for kp in self.keypoints])
+                [kp.reshape(kp.shape[0], -1, 2).numpy() for kp in self.keypoints], inside_only=offsets_inside_only)
         self.coding = MotionCoding(self.stats, offset_stats if motion_target == "source_offset" else None)
 
     @property

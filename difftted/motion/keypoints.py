@@ -116,19 +116,33 @@ class KeypointStats:
         return cls(mean=mean, std=np.maximum(np.sqrt(var), min_std))
 
     @classmethod
-    def offsets_from_sequences(cls, sequences: Sequence[np.ndarray], min_std: float = MIN_STD) -> "KeypointStats":
+    def offsets_from_sequences(cls, sequences: Sequence[np.ndarray], min_std: float = MIN_STD,
+                               inside_only: bool = False) -> "KeypointStats":
         """Statistics of the offset ``kp[t] - kp[s]`` between two frames of one sequence.
 
         Mean 0; std ``sqrt(2)`` times the pooled within-sequence std of each coordinate (the
         offset between two independent frames of a sequence), over ``sequences`` (each
         ``[T_i, N, 2]``). Unlike `from_sequences` it leaves out how sequences differ from
-        each other (identity, framing): only motion.
+        each other (identity, framing): only motion. ``inside_only`` pools, per keypoint, only
+        the frames where it lies inside the frame (|x|, |y| <= 1), as training with
+        ``mask_out_of_frame`` sees it; a keypoint never inside keeps the pooled std of all frames.
         """
+        checked = list(_checked_sequences(sequences))
         total, s2 = 0, 0.0
-        for arr in _checked_sequences(sequences):
+        for arr in checked:
             s2 = s2 + np.square(arr - arr.mean(axis=0)).sum(axis=0)
             total += arr.shape[0]
         std = np.sqrt(2.0 * s2 / total)
+        if inside_only:
+            count, s2_in = np.zeros(std.shape[0]), np.zeros_like(std)
+            for arr in checked:
+                inside = (np.abs(arr) <= 1.0).all(axis=-1)  # [T, N]
+                n = inside.sum(axis=0)
+                mean = np.where(n[:, None] > 0, (arr * inside[..., None]).sum(axis=0) / np.maximum(n, 1)[:, None], 0.0)
+                s2_in += (np.square(arr - mean) * inside[..., None]).sum(axis=0)
+                count += n
+            seen = count > 1
+            std[seen] = np.sqrt(2.0 * s2_in[seen] / count[seen, None])
         return cls(mean=np.zeros_like(std), std=np.maximum(std, min_std))
 
     @classmethod

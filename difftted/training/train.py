@@ -25,7 +25,10 @@ DATASET_DIR comes from ``python -m difftted build-dataset``; the config is a jso
 * loss = ``loss_diffusion`` * MSE(prediction, target) + ``loss_x0`` * MSE(x0_hat, x0)
   + ``loss_velocity`` * MSE of frame differences + ``loss_acceleration`` * MSE of second
   frame differences + ``loss_pairwise`` * MSE of the pairwise
-  keypoint distances within each frame (in keypoint units, after denormalising).
+  keypoint distances within each frame (in keypoint units, after denormalising);
+* with ``mask_out_of_frame`` every term leaves out the keypoints whose target lies outside the
+  frame (|x| or |y| > 1): body keypoints of a hand below a head-and-shoulders crop are
+  mediapipe's guesses, and they would teach the denoiser to throw invisible hands about.
 
 RUN_DIR receives ``losses.jsonl`` (one json line per ``log_every`` steps, validation metrics
 included), ``train_config.json``, and ``checkpoint-<step>/`` folders (at most
@@ -77,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the entries where ``mask`` (same shape, 0/1) is 1; 0 when none is."""
+    return (mask * (prediction - target) ** 2).sum() / mask.sum().clamp_min(1.0)
+
+
 def diffusion_losses(model, batch: dict[str, torch.Tensor], scheduler, cfg: MotionTrainConfig,
                      coding: MotionCoding) -> dict[str, torch.Tensor]:
     """The weighted loss terms of one batch (see the module docstring); ``"loss"`` is their sum.
@@ -103,20 +111,35 @@ def diffusion_losses(model, batch: dict[str, torch.Tensor], scheduler, cfg: Moti
         target, x0_hat = x0, pred
     else:  # v_prediction
         target, x0_hat = scheduler.get_velocity(x0, noise, t), alpha_bar.sqrt() * x_t - (1 - alpha_bar).sqrt() * pred
-    terms = {"diffusion": torch.nn.functional.mse_loss(pred, target)}
+    mse = torch.nn.functional.mse_loss
+    mask = None
+    if cfg.mask_out_of_frame:  # [B, T, N*2]: 1 where the target keypoint lies in the frame
+        source = batch["source_raw"][:, None]
+        inside = (coding.decode(x0, source).reshape(b, x0.shape[1], -1, 2).abs() <= 1.0).all(-1)
+        mask = inside.to(x0.dtype).repeat_interleave(2, dim=-1)
+        mse = masked_mse
+    terms = {"diffusion": mse(pred, target, mask) if mask is not None else mse(pred, target)}
     if cfg.loss_x0:
-        terms["x0"] = torch.nn.functional.mse_loss(x0_hat, x0)
+        terms["x0"] = mse(x0_hat, x0, mask) if mask is not None else mse(x0_hat, x0)
     if cfg.loss_velocity:
-        terms["velocity"] = torch.nn.functional.mse_loss(x0_hat.diff(dim=1), x0.diff(dim=1))
+        m = None if mask is None else mask[:, 1:] * mask[:, :-1]
+        terms["velocity"] = (mse(x0_hat.diff(dim=1), x0.diff(dim=1), m) if m is not None
+                             else mse(x0_hat.diff(dim=1), x0.diff(dim=1)))
     if cfg.loss_acceleration:
-        terms["acceleration"] = torch.nn.functional.mse_loss(x0_hat.diff(n=2, dim=1), x0.diff(n=2, dim=1))
+        m = None if mask is None else mask[:, 2:] * mask[:, 1:-1] * mask[:, :-2]
+        terms["acceleration"] = (mse(x0_hat.diff(n=2, dim=1), x0.diff(n=2, dim=1), m) if m is not None
+                                 else mse(x0_hat.diff(n=2, dim=1), x0.diff(n=2, dim=1)))
     if cfg.loss_pairwise:
         source = batch["source_raw"][:, None]  # [B, 1, N*2]
 
         def dist(x: torch.Tensor) -> torch.Tensor:
             kp = coding.decode(x, source).reshape(b * x.shape[1], -1, 2)
             return torch.cdist(kp, kp)
-        terms["pairwise"] = torch.nn.functional.mse_loss(dist(x0_hat), dist(x0))
+        if mask is None:
+            terms["pairwise"] = mse(dist(x0_hat), dist(x0))
+        else:
+            point = mask[..., ::2].reshape(-1, mask.shape[-1] // 2)  # [B*T, N]
+            terms["pairwise"] = masked_mse(dist(x0_hat), dist(x0), point[:, :, None] * point[:, None, :])
     weights = {"diffusion": cfg.loss_diffusion, "x0": cfg.loss_x0, "velocity": cfg.loss_velocity,
                "acceleration": cfg.loss_acceleration, "pairwise": cfg.loss_pairwise}
     out = {f"loss_{k}": v for k, v in terms.items()}
@@ -220,7 +243,8 @@ def setup(args: argparse.Namespace, accelerator) -> Run:
     model, noise_scheduler = cfg.build_denoiser(manifest), cfg.build_noise_scheduler(manifest)
     dataset = KeypointWindowDataset(args.data, "train", window=cfg.window,
                                     context_frames=model.config.context_frames, stride=cfg.stride,
-                                    motion_target=model.config.motion_target)
+                                    motion_target=model.config.motion_target,
+                                    offsets_inside_only=cfg.mask_out_of_frame)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, betas=tuple(cfg.adam_betas),
                                   weight_decay=cfg.weight_decay)
     resume_from = latest_checkpoint(args.out) if args.resume else None

@@ -39,6 +39,9 @@ class MotionTrainConfig:
     loss_velocity: float = 0.5
     loss_acceleration: float = 0.0  # MSE of second frame differences: against jitter
     loss_pairwise: float = 0.07
+    # loss terms skip keypoints outside the frame (|x| or |y| > 1 in the target): body keypoints of
+    # a hand below a head-and-shoulders crop are mediapipe's guesses, not motion to learn
+    mask_out_of_frame: bool = False
     # classifier-free guidance: probability that an item's audio / context is replaced by null
     drop_audio: float = 0.1
     drop_context: float = 0.1

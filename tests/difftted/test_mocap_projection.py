@@ -77,3 +77,26 @@ def test_unknown_file_kind_is_named(tmp_path):
     (tmp_path / "x.txt").write_text("")
     with pytest.raises(ValueError, match=".npz or a BEAT .bvh"):
         mocap_keypoints(tmp_path / "x.txt")
+
+
+def test_camera_follows_slow_steps_and_keeps_gestures():
+    """follow_speaker: a slow walk (8 s period, 0.5 m) leaves less than a tenth of itself, a 3 Hz
+    hand beat keeps nine tenths, height is untouched, 0 changes nothing."""
+    from difftted.data.mocap_projection import follow_speaker
+
+    fps, t = 30.0, np.arange(600) / 30.0
+    walk = np.stack([0.5 * np.sin(2 * np.pi * t / 8), 0.1 * t, 0.2 * np.cos(2 * np.pi * t / 8)], axis=-1)
+    beat = np.stack([0.05 * np.sin(2 * np.pi * 3 * t), np.zeros_like(t), np.zeros_like(t)], axis=-1)
+    points = {"left_shoulder": walk + [0.18, 1.4, 0], "right_shoulder": walk + [-0.18, 1.4, 0],
+              "right_wrist": walk + beat + [-0.3, 1.0, 0.2]}
+    followed = follow_speaker(points, fps, 0.5)
+    mid = (followed["left_shoulder"] + followed["right_shoulder"]) / 2
+    inner = slice(60, -60)  # away from the ends of the zero-phase filter
+    assert np.ptp(mid[inner, 0]) < 0.1 * np.ptp(walk[inner, 0])
+    assert np.ptp(mid[inner, 2]) < 0.1 * np.ptp(walk[inner, 2])
+    np.testing.assert_allclose(followed["right_wrist"][:, 1], points["right_wrist"][:, 1])  # height kept
+    hand = followed["right_wrist"][inner, 0] - mid[inner, 0]
+    assert np.ptp(hand) > 0.9 * np.ptp(beat[inner, 0])
+    assert follow_speaker(points, fps, 0.0) is points
+    with pytest.raises(ValueError, match="seconds"):
+        follow_speaker(points, fps, -1.0)

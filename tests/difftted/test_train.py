@@ -225,3 +225,53 @@ def test_loss_terms_of_a_known_error():
     assert "loss_acceleration" not in no_acc
     with pytest.raises(ValueError, match="loss_acceleration"):
         MotionTrainConfig(loss_acceleration=-1.0)
+
+
+def test_out_of_frame_keypoints_leave_the_losses():
+    """mask_out_of_frame: a keypoint whose target lies outside [-1, 1] (a hand below the crop)
+    adds nothing to any term however wrong its prediction; one inside still counts in full."""
+    from diffusers import DDPMScheduler
+
+    from difftted.motion.keypoints import KeypointStats, MotionCoding
+
+    torch.manual_seed(0)
+    x0 = torch.rand(2, 8, 4) * 0.5  # two keypoints, both inside the frame
+    x0[..., 2:] += 2.0              # the second one below/right of it
+    e = 0.1
+    wrong = x0.clone()
+    wrong[..., :2] += e             # inside: off by e
+    wrong[..., 2:] += 5.0 * (-1.0) ** torch.arange(8).float().view(1, 8, 1)  # outside: far off, jittering
+    batch = {"keypoints": x0, "audio_features": torch.zeros(2, 8, 3), "source_keypoints": torch.zeros(2, 4),
+             "source_raw": torch.zeros(2, 4), "context": torch.zeros(2, 0, 4), "has_context": torch.zeros(2, dtype=bool)}
+    scheduler = DDPMScheduler(num_train_timesteps=10, prediction_type="sample")
+    coding = MotionCoding(KeypointStats.identity(2))
+    cfg = MotionTrainConfig(loss_diffusion=1.0, loss_x0=0.5, loss_velocity=2.0, loss_acceleration=1.0,
+                            loss_pairwise=0.1, mask_out_of_frame=True)
+    masked = train.diffusion_losses(lambda *a, **k: wrong, batch, scheduler, cfg, coding)
+    assert masked["loss_diffusion"].item() == pytest.approx(e ** 2, rel=1e-5)
+    assert masked["loss_velocity"].item() == pytest.approx(0.0, abs=1e-10)
+    assert masked["loss_acceleration"].item() == pytest.approx(0.0, abs=1e-10)
+    assert masked["loss_pairwise"].item() == pytest.approx(0.0, abs=1e-10)  # one point: its distance to itself
+    plain = train.diffusion_losses(lambda *a, **k: wrong, batch, scheduler, cfg.replace(mask_out_of_frame=False), coding)
+    assert plain["loss_diffusion"].item() > 100 * masked["loss_diffusion"].item()
+
+
+def test_offset_stats_of_in_frame_keypoints_only():
+    """offsets_from_sequences(inside_only=True): a keypoint that jitters wildly while outside the
+    frame and moves gently inside it gets the gentle std; one never inside keeps the pooled std."""
+    from difftted.motion.keypoints import KeypointStats
+
+    rng = np.random.default_rng(0)
+    t = 400
+    kp = np.zeros((t, 3, 2))
+    kp[:, 0] = 0.1 * rng.standard_normal((t, 2))                       # inside, std 0.1
+    kp[: t // 2, 1] = 0.1 * rng.standard_normal((t // 2, 2))           # inside half the time ...
+    kp[t // 2:, 1] = 3.0 + 1.0 * rng.standard_normal((t // 2, 2))      # ... then far below, jittering
+    kp[:, 1, 0] = np.clip(kp[:, 1, 0], -0.9, 0.9)
+    kp[:, 2] = 5.0 + rng.standard_normal((t, 2))                       # never inside
+    plain = KeypointStats.offsets_from_sequences([kp])
+    inside = KeypointStats.offsets_from_sequences([kp], inside_only=True)
+    np.testing.assert_allclose(inside.std[0], plain.std[0])
+    assert inside.std[1, 1] == pytest.approx(np.sqrt(2) * 0.1, rel=0.2)
+    assert plain.std[1, 1] > 10 * inside.std[1, 1]
+    np.testing.assert_allclose(inside.std[2], plain.std[2])

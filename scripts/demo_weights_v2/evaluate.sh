@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Judge demo weights v1 and v2 from the pixels of their output (issue 10), beside real footage:
+# the table of docs/demo_weights.md's "v2" section, and the contact sheets.
+#
+#   bash scripts/demo_weights_v2/evaluate.sh                      # v2 from $WORK/weights_v2
+#   V2=weights bash scripts/demo_weights_v2/evaluate.sh           # once v2 is the bundled default
+#
+# Inputs, none of them in either version's training:
+#   couch:  the first frame of talking_more/upper_body/ub09 (half body, hands in view; held out of
+#           the v2 renderer and denoiser) with its own 4.8 s of speech; real reference: ub09 itself
+#   ted:    the first frame of ted_silent/lia_ted_driving3 (TED stage, hands in view; held out of the
+#           v2 renderer, silent clips never train the denoiser) with talking/speech_radio31.wav (8 s);
+#           real reference: talking/oliver_halfbody (a half-body speaker with his own sound)
+#   astro:  examples/astronaut.png with examples/speech.wav (6.2 s)
+# Every video is measured at every frame (stride 1), chance levels from 20 seeded shifts.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+SHARED="${SHARED:-$REPO/../shared/data}"
+WORK="${WORK:-/work/data}"
+V1="${V1:-$REPO/weights_v1}"
+[[ -d "$V1" ]] || V1="$REPO/weights"          # before v2 is bundled, weights/ is v1
+V2="${V2:-$WORK/weights_v2}"
+EVAL="${EVAL:-$WORK/eval_v2}"
+SEED="${SEED:-0}"
+export OMP_NUM_THREADS="${THREADS:-2}"
+cd "$REPO"
+mkdir -p "$EVAL"
+
+python - "$SHARED" "$EVAL" <<'PY'   # the photos: first frames of the held-out clips
+import sys
+from pathlib import Path
+from PIL import Image
+from tps.video import iter_frames
+shared, out = Path(sys.argv[1]), Path(sys.argv[2])
+for name, clip in (("couch", "talking_more/upper_body/ub09_skyreelsA1_drv5_couch_youtuber.mp4"),
+                   ("ted", "ted_silent/lia_ted_driving3.mp4")):
+    Image.fromarray(next(iter(iter_frames(shared / clip)))).save(out / f"{name}.png")
+PY
+
+declare -A AUDIO=([couch]="$SHARED/talking_more/upper_body/ub09_skyreelsA1_drv5_couch_youtuber.mp4"
+                  [ted]="$SHARED/talking/speech_radio31.wav" [astro]="examples/speech.wav")
+declare -A PHOTO=([couch]="$EVAL/couch.png" [ted]="$EVAL/ted.png" [astro]="examples/astronaut.png")
+declare -A REAL=([couch]="$SHARED/talking_more/upper_body/ub09_skyreelsA1_drv5_couch_youtuber.mp4"
+                 [ted]="$SHARED/talking/oliver_halfbody.mp4" [astro]="$SHARED/talking/oliver_halfbody.mp4")
+
+for name in couch ted astro; do
+  for version in v1 v2; do
+    weights="$V1"; [[ $version == v2 ]] && weights="$V2"
+    python -m difftted generate --weights "$weights" --image "${PHOTO[$name]}" --audio "${AUDIO[$name]}" \
+      --out "$EVAL/${name}_${version}.mp4" --seed "$SEED" --quiet
+  done
+  python -m difftted evaluate-video "$EVAL/${name}_v1.mp4" "$EVAL/${name}_v2.mp4" --audio "${AUDIO[$name]}" \
+    --photo "${PHOTO[$name]}" --reference "${REAL[$name]}" --json "$EVAL/${name}.json" --no-progress \
+    | tee "$EVAL/${name}.txt"
+done
+
+# look at it: a frame every 0.5 s, and the face at full resolution
+for name in couch ted; do
+  python scripts/demo_weights/contact_sheet.py --videos "$EVAL/${name}_v1.mp4" "$EVAL/${name}_v2.mp4" \
+    --out "$EVAL/sheet_${name}.png" --every 0.5 --thumb 200 --max-frames 10
+done
+echo "tables in $EVAL/{couch,ted,astro}.txt (json beside them); sheets in $EVAL/sheet_*.png"

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Demo weights v2 on body-anchored keypoints (issue 10), end to end: build the data (skipped when
+# it is there), fine-tune the renderer on given keypoints from v1's renderer, train the denoiser
+# on the body keypoint dataset, assemble the pipeline folder. Run from anywhere; needs
+# ../shared/data beside the repository. See docs/body_keypoints.md.
+#
+#   bash scripts/demo_weights_v2/run.sh                                  # CPU, 240 min renderer
+#   CPU_FLAG= RENDERER_MINUTES=120 DENOISER_STEPS=6000 bash scripts/demo_weights_v2/run.sh   # GPU
+#
+# The renderer phase is bounded by wall-clock minutes (it runs under `timeout`; the newest
+# checkpoint, saved every 100 steps, is used). Nothing is written into weights/ unless
+# OUT_WEIGHTS says so: measure the result first (issue 10's evaluate command), then copy it.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+SHARED="${SHARED:-$REPO/../shared/data}"
+WORK="${WORK:-/work/data}"                     # outside the repository: footage never enters it
+INIT_RENDERER="${INIT_RENDERER:-$REPO/weights/renderer}"   # v1: lite-256 on the learned detector
+RENDERER_MINUTES="${RENDERER_MINUTES:-240}"
+DENOISER_STEPS="${DENOISER_STEPS:-6000}"
+THREADS="${THREADS:-1}"
+OUT_WEIGHTS="${OUT_WEIGHTS:-$WORK/weights_v2}"
+CPU_FLAG="${CPU_FLAG---cpu}"                  # empty: train on the GPU where there is one
+export OMP_NUM_THREADS="$THREADS"
+
+cd "$REPO"
+newest_model() {  # RUN/model when the run finished, else the newest checkpoint's model
+  if [[ -f "$1/model/model.safetensors" ]]; then echo "$1/model"; return; fi
+  local done; done="$(ls -d "$1"/checkpoints/step-*/trainer_state.json | sort | tail -n 1)"
+  echo "$(dirname "$done")/model"
+}
+
+# 0. data (each step keeps what is built: an interrupted build resumes / is reused)
+python scripts/demo_weights_v2/prepare_renderer_body.py --shared "$SHARED" \
+  --cuts configs/talking_more_cuts.json --out "$WORK/renderer_body" --no-progress
+if [[ ! -f "$WORK/motion_body/manifest.json" ]]; then
+  # links to the video files of talking/ and talking_more/ (the folder layout does not follow
+  # linked folders); clip ids talking__NAME, talking_more__head__NAME, ...
+  for d in talking talking_more/head talking_more/upper_body; do
+    mkdir -p "$WORK/motion_body_src/$d"
+    for f in "$(cd "$SHARED" && pwd)/$d"/*; do
+      case "$f" in *.mp4|*.mpg|*.mpeg|*.mov|*.mkv|*.webm|*.avi) ln -sfn "$f" "$WORK/motion_body_src/$d/";; esac
+    done
+  done
+  python -m difftted build-dataset --keypoints body --videos "$WORK/motion_body_src" --layout folder \
+    --cuts configs/body_denoiser_cuts.json --mocap "$SHARED/mocap/BEAT2_2_scott_0_1_1.npz" \
+    --out "$WORK/motion_body" --device cpu --no-progress
+fi
+
+# 1. renderer: dense motion + inpainting on the body keypoints, from v1's weights (detector frozen)
+rm -rf "$WORK/renderer_body_run"
+timeout --signal=TERM --kill-after=60 "${RENDERER_MINUTES}m" python -m tps train $CPU_FLAG --no-progress \
+  --config configs/tps/lite-256-body.json --data "$WORK/renderer_body" --out "$WORK/renderer_body_run" \
+  --init "$INIT_RENDERER" || [[ $? == 124 ]]
+python scripts/demo_weights/retarget_renderer.py --model "$(newest_model "$WORK/renderer_body_run")" \
+  --out "$WORK/renderer_v2" --image-size 256 --no-bg
+
+# 2. denoiser on the body keypoint dataset; final/ is a complete pipeline folder ("keypoints": "body")
+rm -rf "$WORK/denoiser_body"
+python -m difftted train --config configs/difftted/demo-body.json --data "$WORK/motion_body" \
+  --out "$WORK/denoiser_body" --renderer "$WORK/renderer_v2" --max-steps "$DENOISER_STEPS" $CPU_FLAG --no-progress
+
+# 3. the pipeline folder
+rm -rf "$OUT_WEIGHTS/denoiser" "$OUT_WEIGHTS/scheduler" "$OUT_WEIGHTS/renderer" "$OUT_WEIGHTS/pipeline.json"
+mkdir -p "$OUT_WEIGHTS"
+cp -r "$WORK/denoiser_body/final/." "$OUT_WEIGHTS/"
+du -sh "$OUT_WEIGHTS"
+echo "done: $OUT_WEIGHTS (keypoints: $(python -c "import json,sys; print(json.load(open(sys.argv[1])).get('keypoints'))" "$OUT_WEIGHTS/pipeline.json"))"
