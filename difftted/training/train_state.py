@@ -45,7 +45,8 @@ def save_pipeline_parts(folder: Path, model, cfg, manifest: dict, coding) -> Pat
     write_pipeline_json(folder, fps=manifest["fps"], audio_config=AudioFeatureConfig.from_dict(manifest["audio_config"]),
                         keypoint_stats=coding.stats, offset_stats=coding.offset_stats,
                         num_inference_steps=cfg.num_inference_steps,
-                        guidance_scale=cfg.guidance_scale, relative_motion=cfg.relative_motion)
+                        guidance_scale=cfg.guidance_scale, relative_motion=cfg.relative_motion,
+                        keypoints=manifest.get("keypoint_source") or "detector")
     return folder
 
 

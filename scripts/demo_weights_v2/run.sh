@@ -50,7 +50,7 @@ fi
 # 1. renderer: dense motion + inpainting on the body keypoints, from v1's weights (detector frozen)
 rm -rf "$WORK/renderer_body_run"
 timeout --signal=TERM --kill-after=60 "${RENDERER_MINUTES}m" python -m tps train $CPU_FLAG --no-progress \
-  --config configs/tps/lite-256-body.json --data "$WORK/renderer_body" --out "$WORK/renderer_body_run" \
+  --config scripts/demo_weights_v2/renderer-body-finetune.json --data "$WORK/renderer_body" --out "$WORK/renderer_body_run" \
   --init "$INIT_RENDERER" || [[ $? == 124 ]]
 python scripts/demo_weights/retarget_renderer.py --model "$(newest_model "$WORK/renderer_body_run")" \
   --out "$WORK/renderer_v2" --image-size 256 --no-bg

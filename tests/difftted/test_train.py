@@ -275,3 +275,25 @@ def test_offset_stats_of_in_frame_keypoints_only():
     assert inside.std[1, 1] == pytest.approx(np.sqrt(2) * 0.1, rel=0.2)
     assert plain.std[1, 1] > 10 * inside.std[1, 1]
     np.testing.assert_allclose(inside.std[2], plain.std[2])
+
+
+@pytest.mark.parametrize("source", [None, "body"])
+def test_pipeline_json_names_the_datasets_keypoint_source(tmp_path, source):
+    """A denoiser trained on a body-keypoint dataset writes "keypoints": "body" into pipeline.json
+    (so the pipeline finds the photo's body keypoints); a detector dataset writes none."""
+    from difftted.audio.features import AudioFeatureConfig
+    from difftted.motion.denoiser import KeypointDenoiser
+    from difftted.motion.keypoints import KeypointStats, MotionCoding
+    from difftted.pipeline.weights import pipeline_keypoints
+    from difftted.training.train_state import save_pipeline_parts
+
+    manifest = {"fps": 25.0, "audio_config": AudioFeatureConfig().to_dict(), "num_keypoints": 2,
+                "feature_dim": AudioFeatureConfig().feature_dim,
+                **({"keypoint_source": source} if source else {})}
+    cfg = MotionTrainConfig(denoiser={"hidden_dim": 16, "num_layers": 1, "num_heads": 2})
+    model = KeypointDenoiser(num_keypoints=2, audio_dim=AudioFeatureConfig().feature_dim, hidden_dim=16,
+                             num_layers=1, num_heads=2)
+    folder = save_pipeline_parts(tmp_path / "p", model, cfg, manifest, MotionCoding(KeypointStats.identity(2)))
+    meta = json.loads((folder / "pipeline.json").read_text())
+    assert meta.get("keypoints") == source
+    assert pipeline_keypoints(folder) == (source or "detector")
