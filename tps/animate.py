@@ -118,6 +118,29 @@ def _driving_keypoints(
     return torch.cat(keypoints)
 
 
+def _given_keypoints(source, driving, num_kp: int, keypoint_source: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(source [1, K, 2], driving [T, K, 2])`` float tensors from the arguments of `animate`, or
+    None when neither is given (the model's detector finds them). A model trained on given
+    keypoints needs both: its detector was never trained."""
+    if source is None and driving is None:
+        if keypoint_source == "given":
+            raise ValueError("source_keypoints and driving_keypoints are required: this renderer was trained on "
+                             "keypoints given from outside (config.keypoint_source 'given'), its detector is unused")
+        return None
+    if source is None or driving is None:
+        missing = "source_keypoints" if source is None else "driving_keypoints"
+        raise ValueError(f"{missing} is missing: give both keypoint arguments or neither")
+    src = torch.as_tensor(np.asarray(source, dtype=np.float32)).reshape(1, -1, 2)
+    drv = torch.as_tensor(np.asarray(driving, dtype=np.float32))
+    if src.shape[1] != num_kp:
+        raise ValueError(f"source_keypoints must hold {num_kp} keypoints [{num_kp}, 2], got shape {tuple(np.shape(source))}")
+    if drv.ndim != 3 or drv.shape[1:] != (num_kp, 2) or drv.shape[0] == 0:
+        raise ValueError(f"driving_keypoints must be [T, {num_kp}, 2] with T >= 1, got shape {tuple(drv.shape)}")
+    if not (torch.isfinite(src).all() and torch.isfinite(drv).all()):
+        raise ValueError("source_keypoints and driving_keypoints must be finite")
+    return src, drv
+
+
 def iter_animation(
     source_image: str | Path | np.ndarray | torch.Tensor,
     driving_video: str | Path,
@@ -127,6 +150,8 @@ def iter_animation(
     max_frames: int | None = None,
     fast: bool = True,
     progress: bool = True,
+    source_keypoints: np.ndarray | torch.Tensor | None = None,
+    driving_keypoints: np.ndarray | torch.Tensor | None = None,
 ) -> Iterator[torch.Tensor]:
     """The animation's frames, chunk by chunk: ``[<=batch_size, 3, H, W]`` in [0, 1].
 
@@ -141,11 +166,17 @@ def iter_animation(
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     info = video_info(driving_video, name="driving_video")
     size = model.config.image_size
+    num_kp = model.config.num_tps * 5
+    given = _given_keypoints(source_keypoints, driving_keypoints, num_kp, model.config.keypoint_source)
     renderer = Renderer(model, fast=fast)
-    prepared = renderer.prepare(load_image(source_image, size).to(renderer.device))
+    source = load_image(source_image, size).to(renderer.device)
+    prepared = renderer.prepare(source, None if given is None else given[0].to(renderer.device))
     total = info.num_frames if max_frames is None else min(max_frames, info.num_frames)
-    frames = iter_frames(info.path, max_frames=max_frames)
-    kp_driving = _driving_keypoints(model, frames, size, total, batch_size, progress)
+    if given is None:
+        frames = iter_frames(info.path, max_frames=max_frames)
+        kp_driving = _driving_keypoints(model, frames, size, total, batch_size, progress)
+    else:
+        kp_driving = given[1][:total]
     logger.info("driving video %s: %d frames at %.3f fps", info.path, len(kp_driving), info.fps)
     return renderer.iter_render(prepared, kp_driving, mode=mode, batch_size=batch_size, progress=progress)
 
@@ -161,6 +192,8 @@ def animate(
     audio: bool = True,
     fast: bool = True,
     progress: bool = True,
+    source_keypoints: np.ndarray | torch.Tensor | None = None,
+    driving_keypoints: np.ndarray | torch.Tensor | None = None,
 ) -> Path:
     """Animate ``source_image`` with the motion of ``driving_video`` and write ``out_path`` (mp4).
 
@@ -175,11 +208,17 @@ def animate(
         audio: carry the driving video's audio (skipped with a warning when it has none).
         fast: `Renderer`'s output-preserving fast path.
         progress: tqdm bars for detection and rendering.
+        source_keypoints, driving_keypoints: ``[K, 2]`` and ``[T, K, 2]`` keypoints in [-1, 1] of
+            the (resized) source and of each driving frame, instead of the model's detector;
+            required for a model trained on given keypoints (``config.keypoint_source ==
+            "given"``; `difftted.interfaces.ui.animate` finds body keypoints for it). ``T`` may
+            exceed the frames rendered (``max_frames``).
 
     Returns:
         ``out_path`` as a Path.
     """
-    chunks = iter_animation(source_image, driving_video, model, mode, batch_size, max_frames, fast, progress)
+    chunks = iter_animation(source_image, driving_video, model, mode, batch_size, max_frames, fast, progress,
+                            source_keypoints, driving_keypoints)
     info = video_info(driving_video, name="driving_video")
     if audio and not info.has_audio:
         logger.warning("driving video %s has no audio stream: writing a silent video", info.path)

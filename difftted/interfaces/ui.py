@@ -224,6 +224,9 @@ def animate(pipeline: "DiffTEDPipeline", image: Any, video: str | Path | None, w
     The photo is cropped around the speaker as for speech (`DiffTEDPipeline.crop_person`), then
     `tps.animate.animate` drives the pipeline's renderer with the keypoints of every driving
     frame (``mode``: ``"relative"`` or ``"standard"``). The video keeps the driving audio.
+    Keypoints come from the renderer's detector, or, for body-keypoint weights (pipeline.json
+    ``"keypoints": "body"``), from mediapipe on the photo and on every driving frame
+    (`difftted.pipeline.keypoint_source.body_video_keypoints`), as the renderer was trained.
     """
     from tps.animate import animate as animate_photo
 
@@ -231,6 +234,12 @@ def animate(pipeline: "DiffTEDPipeline", image: Any, video: str | Path | None, w
         raise ValueError(f"Keypoint mode must be 'relative' or 'standard', got {mode!r}.")
     photo = check_photo(image)
     path = check_driving_video(video, max_seconds)
-    _, source = pipeline.crop_person(photo)
+    box, source = pipeline.crop_person(photo)
+    given = {}
+    if pipeline.keypoint_source == "body":
+        from difftted.pipeline.keypoint_source import body_video_keypoints
+
+        given = {"source_keypoints": pipeline.source_keypoints(photo, box).cpu(),
+                 "driving_keypoints": body_video_keypoints(path, pipeline.resolution)}
     return animate_photo(source, path, pipeline.renderer, Path(workdir) / "animated.mp4", mode=mode,
-                         progress=progress)
+                         progress=progress, **given)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,31 @@ def body_source_keypoints(photo: np.ndarray, box: CropBox, resolution: tuple[int
     from tps.given_keypoints import map_keypoints
 
     body = image_body_keypoints(photo, crop=(box.x0, box.y0, box.x0 + box.size, box.y0 + box.size))
+    return map_keypoints(body.keypoints, (box.size, box.size), None, tuple(resolution))
+
+
+def body_video_keypoints(video: str | Path, resolution: tuple[int, int],
+                         max_frames: int | None = None) -> np.ndarray:
+    """Body keypoints of every frame of a driving ``video``, as a renderer trained on them sees
+    that clip: the TED square `difftted.pipeline.person.find_crop` places on its first frame (the
+    crop the renderer's training clips and ``build-dataset --keypoints body`` take), resized to
+    ``resolution`` (h, w). float32 ``[T, 50, 2]`` in [-1, 1] (not clipped: a hand below the crop
+    has y > 1); ``max_frames`` keeps the first frames. ValueError when no frame shows a person."""
+    import itertools
+
+    from difftted.motion.body_landmarks import extract_body_keypoints
+    from difftted.pipeline.person import find_crop
+    from tps.given_keypoints import map_keypoints
+    from tps.video import iter_frames, video_info
+
+    info = video_info(video, name="video")
+    frames = iter_frames(info.path, max_frames=max_frames)
+    first = next(iter(frames), None)
+    if first is None:
+        raise ValueError(f"video {str(video)!r}: no frame could be decoded")
+    box = find_crop(first).box
+    crop = (box.x0, box.y0, box.x0 + box.size, box.y0 + box.size)
+    body = extract_body_keypoints(itertools.chain([first], frames), fps=float(info.fps), crop=crop)
     return map_keypoints(body.keypoints, (box.size, box.size), None, tuple(resolution))
 
 

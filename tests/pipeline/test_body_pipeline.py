@@ -114,3 +114,28 @@ def test_keypoint_source_must_fit_the_renderer(make_tiny_pipeline) -> None:
     with pytest.raises(ValueError, match="given keypoints"):
         DiffTEDPipeline(renderer=given, **parts)
     assert DiffTEDPipeline(renderer=given, keypoint_source="body", **parts).keypoint_source == "body"
+
+
+def test_app_animate_drives_a_body_renderer_with_body_keypoints(body_pipeline, astronaut_path, shared_data,
+                                                                 tmp_path, monkeypatch) -> None:
+    """The app's animate tab with body-keypoint weights: the renderer gets mediapipe body keypoints
+    of the photo and of every driving frame (its detector was never trained and must not run)."""
+    from PIL import Image
+
+    from difftted.interfaces import ui
+    from difftted.pipeline.keypoint_source import body_video_keypoints
+    from tps.video import read_video, video_info, write_video
+
+    source = shared_data / "talking" / "oliver_halfbody.mp4"
+    frames, fps = read_video(source, max_frames=15)
+    driving = write_video(tmp_path / "driving.mp4", [frames], fps)
+    kp = body_video_keypoints(driving, body_pipeline.resolution)
+    assert kp.shape == (15, 50, 2) and np.isfinite(kp).all()
+    assert np.abs(kp[:, :5]).max() < 1.0  # the head sits inside the TED square the first frame places
+
+    def no_detector(*args, **kwargs):
+        raise AssertionError("the untrained detector ran")
+    monkeypatch.setattr(body_pipeline.renderer, "detect", no_detector)
+    out = ui.animate(body_pipeline, np.asarray(Image.open(astronaut_path).convert("RGB")), driving, tmp_path,
+                     progress=False)
+    assert video_info(out).num_frames == 15

@@ -146,3 +146,35 @@ def test_python_m_tps_animate_dispatches(weights: Path, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert len(read_video(tmp_path / "o.mp4")[0]) == 3
+
+
+def test_given_keypoints_replace_the_detector(driving_clip: Path, shared_data: Path) -> None:
+    """A renderer trained on given keypoints is driven by keypoints from outside (its detector
+    never runs; without them the error names both arguments), and the frames are what
+    Renderer.iter_render renders from those keypoints."""
+    from tps.config import get_preset
+    from tps.render import Renderer
+
+    torch.manual_seed(0)
+    model = TPSMotionModel.from_config(get_preset("tiny-64").replace(keypoint_source="given")).eval()
+    source = shared_data / "talking" / "face_tpsmm_source.png"
+    with pytest.raises(ValueError, match="source_keypoints and driving_keypoints are required"):
+        iter_animation(source, driving_clip, model)
+    gen = torch.Generator().manual_seed(1)
+    kp_source = torch.rand(50, 2, generator=gen) * 1.6 - 0.8
+    kp_driving = kp_source + 0.05 * torch.randn(30, 50, 2, generator=gen)
+    with pytest.raises(ValueError, match="driving_keypoints is missing"):
+        iter_animation(source, driving_clip, model, source_keypoints=kp_source)
+    with pytest.raises(ValueError, match=r"driving_keypoints must be \[T, 50, 2\]"):
+        iter_animation(source, driving_clip, model, source_keypoints=kp_source, driving_keypoints=kp_driving[:, :10])
+
+    def no_detector(*args, **kwargs):
+        raise AssertionError("the detector ran")
+    model.detect = no_detector
+    frames = torch.cat(list(iter_animation(source, driving_clip, model, max_frames=12, progress=False,
+                                           source_keypoints=kp_source, driving_keypoints=kp_driving)))
+    assert frames.shape == (12, 3, 64, 64)
+    renderer = Renderer(model)
+    prepared = renderer.prepare(load_image(source, (64, 64)), kp_source[None])
+    expected = torch.cat(list(renderer.iter_render(prepared, kp_driving[:12], mode="relative", progress=False)))
+    torch.testing.assert_close(frames, expected)
