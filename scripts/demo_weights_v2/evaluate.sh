@@ -4,6 +4,7 @@
 #
 #   bash scripts/demo_weights_v2/evaluate.sh                      # v2 from $WORK/weights_v2
 #   V2=weights bash scripts/demo_weights_v2/evaluate.sh           # once v2 is the bundled default
+#   V2_ARGS="--guidance 4" TAG=g4 bash scripts/demo_weights_v2/evaluate.sh   # another v2 setting
 #
 # Inputs, none of them in either version's training:
 #   couch:  the first frame of talking_more/upper_body/ub09 (half body, hands in view; held out of
@@ -23,6 +24,8 @@ V1="${V1:-$REPO/weights_v1}"
 V2="${V2:-$WORK/weights_v2}"
 EVAL="${EVAL:-$WORK/eval_v2}"
 SEED="${SEED:-0}"
+V2_ARGS="${V2_ARGS:-}"                          # extra `generate` options for v2 (a guidance sweep)
+TAG="${TAG:-v2}"                                # v2's file names: NAME_$TAG.mp4
 export OMP_NUM_THREADS="${THREADS:-2}"
 cd "$REPO"
 mkdir -p "$EVAL"
@@ -45,19 +48,19 @@ declare -A REAL=([couch]="$SHARED/talking_more/upper_body/ub09_skyreelsA1_drv5_c
                  [ted]="$SHARED/talking/oliver_halfbody.mp4" [astro]="$SHARED/talking/oliver_halfbody.mp4")
 
 for name in couch ted astro; do
-  for version in v1 v2; do
-    weights="$V1"; [[ $version == v2 ]] && weights="$V2"
-    python -m difftted generate --weights "$weights" --image "${PHOTO[$name]}" --audio "${AUDIO[$name]}" \
-      --out "$EVAL/${name}_${version}.mp4" --seed "$SEED" --quiet
-  done
-  python -m difftted evaluate-video "$EVAL/${name}_v1.mp4" "$EVAL/${name}_v2.mp4" --audio "${AUDIO[$name]}" \
-    --photo "${PHOTO[$name]}" --reference "${REAL[$name]}" --json "$EVAL/${name}.json" --no-progress \
-    | tee "$EVAL/${name}.txt"
+  [[ -f "$EVAL/${name}_v1.mp4" ]] || python -m difftted generate --weights "$V1" --image "${PHOTO[$name]}" \
+    --audio "${AUDIO[$name]}" --out "$EVAL/${name}_v1.mp4" --seed "$SEED" --quiet
+  # shellcheck disable=SC2086
+  python -m difftted generate --weights "$V2" --image "${PHOTO[$name]}" --audio "${AUDIO[$name]}" \
+    --out "$EVAL/${name}_${TAG}.mp4" --seed "$SEED" --quiet $V2_ARGS
+  python -m difftted evaluate-video "$EVAL/${name}_v1.mp4" "$EVAL/${name}_${TAG}.mp4" --audio "${AUDIO[$name]}" \
+    --photo "${PHOTO[$name]}" --reference "${REAL[$name]}" --json "$EVAL/${name}_${TAG}.json" --no-progress \
+    | tee "$EVAL/${name}_${TAG}.txt"
 done
 
 # look at it: a frame every 0.5 s, and the face at full resolution
 for name in couch ted; do
-  python scripts/demo_weights/contact_sheet.py --videos "$EVAL/${name}_v1.mp4" "$EVAL/${name}_v2.mp4" \
-    --out "$EVAL/sheet_${name}.png" --every 0.5 --thumb 200 --max-frames 10
+  python scripts/demo_weights/contact_sheet.py --videos "$EVAL/${name}_v1.mp4" "$EVAL/${name}_${TAG}.mp4" \
+    --out "$EVAL/sheet_${name}_${TAG}.png" --every 0.5 --thumb 200 --max-frames 10
 done
-echo "tables in $EVAL/{couch,ted,astro}.txt (json beside them); sheets in $EVAL/sheet_*.png"
+echo "tables in $EVAL/{couch,ted,astro}_${TAG}.txt (json beside them); sheets in $EVAL/sheet_*_${TAG}.png"
