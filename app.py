@@ -25,6 +25,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -267,7 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     then remove the app's work folder and its own Gradio cache."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM ends like Ctrl-C: through the cleanup below
+    # SIGTERM ends like Ctrl-C: through the cleanup below. Both also arm a watchdog: Gradio's close
+    # waits for open connections (a client's event stream), which can keep it from returning.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     # Gradio caches uploads and outputs under GRADIO_TEMP_DIR: a folder of this process's own,
     # inside the one asked for (default: the system's temporary folder), removed at shutdown.
     shared = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
@@ -275,6 +279,16 @@ def main(argv: list[str] | None = None) -> int:
     cache = Path(tempfile.mkdtemp(prefix="difftted-gradio-", dir=shared))
     os.environ["GRADIO_TEMP_DIR"] = str(cache)
     work_root = Path(tempfile.mkdtemp(prefix="difftted-app-"))
+
+    def cleanup() -> None:
+        for folder in (work_root, cache):
+            shutil.rmtree(folder, ignore_errors=True)
+        # the one folder Gradio makes at import, before the cache above was chosen: removed when empty
+        with contextlib.suppress(OSError):
+            (shared / "vibe_edit_history").rmdir()
+        logger.info("removed %s and %s", work_root, cache)
+
+    _SHUTDOWN["cleanup"] = cleanup
     try:
         pipeline = _load_pipeline(args.weights, args.device)
         if pipeline is None:
@@ -286,15 +300,31 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        for folder in (work_root, cache):
-            shutil.rmtree(folder, ignore_errors=True)
-        # the one folder Gradio makes at import, before the cache above was chosen: removed when empty
-        with contextlib.suppress(OSError):
-            (shared / "vibe_edit_history").rmdir()
-        logger.info("removed %s and %s", work_root, cache)
+        cleanup()
+
+
+#: What an interrupted app must still do if Gradio's shutdown does not return (set by `main`).
+_SHUTDOWN: dict[str, Any] = {}
+#: Seconds Gradio gets to close its server after Ctrl-C or SIGTERM before the process ends anyway.
+SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 def _interrupt(signum: int, frame: Any) -> None:
+    """Ctrl-C and SIGTERM: a KeyboardInterrupt through Gradio's own shutdown and `main`'s cleanup,
+    and a watchdog that, should that not finish within `SHUTDOWN_GRACE_SECONDS` (an open client
+    connection keeps the server waiting), cleans up and ends the process with status 130."""
+    if "watchdog" not in _SHUTDOWN:
+        import threading
+
+        def force_exit() -> None:
+            time.sleep(SHUTDOWN_GRACE_SECONDS)
+            with contextlib.suppress(Exception):
+                _SHUTDOWN.get("cleanup", lambda: None)()
+            logging.shutdown()
+            os._exit(130)
+
+        _SHUTDOWN["watchdog"] = threading.Thread(target=force_exit, name="shutdown-watchdog", daemon=True)
+        _SHUTDOWN["watchdog"].start()
     raise KeyboardInterrupt(f"signal {signum}")
 
 

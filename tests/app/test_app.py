@@ -295,3 +295,18 @@ def test_broken_weights_stop_the_app_with_one_error_line(tiny_weights_dir, tmp_p
         assert "Traceback" not in err, err
         errors = [line for line in err.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and file in errors[0] and what in errors[0], (name, err)
+
+
+def test_interrupt_ends_the_process_even_if_shutdown_hangs():
+    """Ctrl-C / SIGTERM arm a watchdog: if the process does not end by itself (here a thread that
+    never finishes, as an open client connection keeps Gradio's server waiting), the cleanup still
+    runs and the process ends with status 130 after the grace period."""
+    code = ("import threading, time, app\n"
+            "app.SHUTDOWN_GRACE_SECONDS = 0.5\n"
+            "app._SHUTDOWN['cleanup'] = lambda: print('cleaned up', flush=True)\n"
+            "threading.Thread(target=time.sleep, args=(600,)).start()\n"
+            "try:\n    app._interrupt(15, None)\nexcept KeyboardInterrupt:\n    print('interrupted', flush=True)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=_clean_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 130, (proc.stdout, proc.stderr)
+    assert proc.stdout.split() == ["interrupted", "cleaned", "up"], proc.stdout
