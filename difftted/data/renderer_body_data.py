@@ -22,6 +22,7 @@ the layout ``python -m tps train --data OUT`` reads with ``"keypoint_source": "g
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -113,7 +114,7 @@ def build_renderer_clip(clip: RendererClip, out: str | Path, size: int = 256) ->
         small.append(_resize(np.ascontiguousarray(frame[box[1]:box[3], box[0]:box[2]]), size))
         return frame
 
-    all_frames = (tee(f) for f in _chain(first, frames))
+    all_frames = (tee(f) for f in itertools.chain([first], frames))
     try:
         body = extract_body_keypoints(all_frames, fps=fps, crop=box)
     except ValueError as err:
@@ -132,11 +133,6 @@ def build_renderer_clip(clip: RendererClip, out: str | Path, size: int = 256) ->
             "frames": int(len(small)), "seconds": len(small) / float(fps),
             "measured_fraction": {"face": float(measured[0]), "right_hand": float(measured[6]),
                                   "left_hand": float(measured[9])}}
-
-
-def _chain(first: np.ndarray, rest):
-    yield first
-    yield from rest
 
 
 def build_renderer_data(clips: list[RendererClip], out: str | Path, size: int = 256,

@@ -12,7 +12,7 @@ how much of the shift reaches the pixels next to its keypoints (1 = they follow 
 stay) and the largest response anywhere (a transform that moves pixels elsewhere than its part).
 It reads the flow only (no video, no landmarks on the output), so it takes a second per photo::
 
-    python scripts/demo_weights_v2/part_response.py --weights DIR --image PHOTO [--image ...]
+    python scripts/demo_weights_v2/part_response.py --weights DIR --image PHOTO [PHOTO ...]
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def part_response(pipeline, photo: np.ndarray, shift: float = 0.1, radius: float
     Returns:
         One `PartResponse` per transform, in the renderer's order.
     """
+    from tps.transform import make_coordinate_grid
+
     if not shift > 0 or not radius > 0:
         raise ValueError(f"shift and radius must be > 0, got shift={shift!r}, radius={radius!r}")
     box, crop = pipeline.crop_person(photo)
@@ -75,9 +77,7 @@ def part_response(pipeline, photo: np.ndarray, shift: float = 0.1, radius: float
     maps = list(pipeline.frame_renderer.iter_render_maps(prepared, torch.stack(drives), batch_size=len(drives),
                                                          progress=False))
     grid = torch.cat([m.deformation for m in maps]).cpu()  # [1+K, h, w, 2]
-    h, w = grid.shape[1:3]
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
-    cells = torch.stack([xs, ys], dim=-1).reshape(-1, 2)  # [h*w, 2]
+    cells = make_coordinate_grid(*grid.shape[1:3]).reshape(-1, 2)  # [h*w, 2], (x, y) of each flow cell
     out = []
     for k, name in enumerate(transform_names(num_tps, pipeline.keypoint_source)):
         dx = (grid[1 + k, ..., 0] - grid[0, ..., 0]).reshape(-1)

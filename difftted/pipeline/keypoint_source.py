@@ -50,29 +50,24 @@ def body_source_keypoints(photo: np.ndarray, box: CropBox, resolution: tuple[int
     return map_keypoints(body.keypoints, (box.size, box.size), None, tuple(resolution))
 
 
-def body_video_keypoints(video: str | Path, resolution: tuple[int, int],
-                         max_frames: int | None = None) -> np.ndarray:
+def body_video_keypoints(video: str | Path, resolution: tuple[int, int]) -> np.ndarray:
     """Body keypoints of every frame of a driving ``video``, as a renderer trained on them sees
-    that clip: the TED square `difftted.pipeline.person.find_crop` places on its first frame (the
-    crop the renderer's training clips and ``build-dataset --keypoints body`` take), resized to
-    ``resolution`` (h, w). float32 ``[T, 50, 2]`` in [-1, 1] (not clipped: a hand below the crop
-    has y > 1); ``max_frames`` keeps the first frames. ValueError when no frame shows a person."""
-    import itertools
-
-    from difftted.motion.body_landmarks import extract_body_keypoints
-    from difftted.pipeline.person import find_crop
+    that clip: in the TED square `difftted.pipeline.person.find_crop` places on its first frame
+    (`difftted.data.body_dataset.detect_body_clip`, as ``build-dataset --keypoints body`` and the
+    renderer's training clips take it), resized to ``resolution`` (h, w). float32 ``[T, 50, 2]``
+    in [-1, 1] (not clipped: a hand below the crop has y > 1). ValueError naming the video when
+    no frame shows a person."""
+    from difftted.data.body_dataset import detect_body_clip
+    from difftted.data.dataset_layouts import ClipSource, SkipClip
     from tps.given_keypoints import map_keypoints
-    from tps.video import iter_frames, video_info
 
-    info = video_info(video, name="video")
-    frames = iter_frames(info.path, max_frames=max_frames)
-    first = next(iter(frames), None)
-    if first is None:
-        raise ValueError(f"video {str(video)!r}: no frame could be decoded")
-    box = find_crop(first).box
-    crop = (box.x0, box.y0, box.x0 + box.size, box.y0 + box.size)
-    body = extract_body_keypoints(itertools.chain([first], frames), fps=float(info.fps), crop=crop)
-    return map_keypoints(body.keypoints, (box.size, box.size), None, tuple(resolution))
+    path = Path(video)
+    try:
+        keypoints, _, info = detect_body_clip(ClipSource(path.stem, path))
+    except SkipClip as err:
+        raise ValueError(f"video {str(path)!r}: {err}") from err
+    x0, y0, x1, y1 = info["crop"]
+    return map_keypoints(keypoints, (y1 - y0, x1 - x0), None, tuple(resolution))
 
 
 def check_part_scales(part_scales: Mapping[str, float] | None, keypoint_source: str,

@@ -28,7 +28,7 @@ DATASET_DIR comes from ``python -m difftted build-dataset``; the config is a jso
   keypoint distances within each frame (in keypoint units, after denormalising);
 * with ``mask_out_of_frame`` every term leaves out the keypoints whose target lies outside the
   frame (|x| or |y| > 1): body keypoints of a hand below a head-and-shoulders crop are
-  mediapipe's guesses, and they would teach the denoiser to throw invisible hands about.
+  mediapipe's guesses, not motion to learn.
 
 RUN_DIR receives ``losses.jsonl`` (one json line per ``log_every`` steps, validation metrics
 included), ``train_config.json``, and ``checkpoint-<step>/`` folders (at most
@@ -111,35 +111,33 @@ def diffusion_losses(model, batch: dict[str, torch.Tensor], scheduler, cfg: Moti
         target, x0_hat = x0, pred
     else:  # v_prediction
         target, x0_hat = scheduler.get_velocity(x0, noise, t), alpha_bar.sqrt() * x_t - (1 - alpha_bar).sqrt() * pred
-    mse = torch.nn.functional.mse_loss
     mask = None
     if cfg.mask_out_of_frame:  # [B, T, N*2]: 1 where the target keypoint lies in the frame
         source = batch["source_raw"][:, None]
         inside = (coding.decode(x0, source).reshape(b, x0.shape[1], -1, 2).abs() <= 1.0).all(-1)
         mask = inside.to(x0.dtype).repeat_interleave(2, dim=-1)
-        mse = masked_mse
-    terms = {"diffusion": mse(pred, target, mask) if mask is not None else mse(pred, target)}
+
+    def mse(a: torch.Tensor, b_: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(a, b_) if m is None else masked_mse(a, b_, m)
+
+    def consecutive(m: torch.Tensor | None, n: int) -> torch.Tensor | None:  # frames t..t+n all inside
+        return None if m is None else torch.stack([m[:, k:m.shape[1] - n + k] for k in range(n + 1)]).prod(0)
+
+    terms = {"diffusion": mse(pred, target, mask)}
     if cfg.loss_x0:
-        terms["x0"] = mse(x0_hat, x0, mask) if mask is not None else mse(x0_hat, x0)
+        terms["x0"] = mse(x0_hat, x0, mask)
     if cfg.loss_velocity:
-        m = None if mask is None else mask[:, 1:] * mask[:, :-1]
-        terms["velocity"] = (mse(x0_hat.diff(dim=1), x0.diff(dim=1), m) if m is not None
-                             else mse(x0_hat.diff(dim=1), x0.diff(dim=1)))
+        terms["velocity"] = mse(x0_hat.diff(dim=1), x0.diff(dim=1), consecutive(mask, 1))
     if cfg.loss_acceleration:
-        m = None if mask is None else mask[:, 2:] * mask[:, 1:-1] * mask[:, :-2]
-        terms["acceleration"] = (mse(x0_hat.diff(n=2, dim=1), x0.diff(n=2, dim=1), m) if m is not None
-                                 else mse(x0_hat.diff(n=2, dim=1), x0.diff(n=2, dim=1)))
+        terms["acceleration"] = mse(x0_hat.diff(n=2, dim=1), x0.diff(n=2, dim=1), consecutive(mask, 2))
     if cfg.loss_pairwise:
         source = batch["source_raw"][:, None]  # [B, 1, N*2]
 
         def dist(x: torch.Tensor) -> torch.Tensor:
             kp = coding.decode(x, source).reshape(b * x.shape[1], -1, 2)
             return torch.cdist(kp, kp)
-        if mask is None:
-            terms["pairwise"] = mse(dist(x0_hat), dist(x0))
-        else:
-            point = mask[..., ::2].reshape(-1, mask.shape[-1] // 2)  # [B*T, N]
-            terms["pairwise"] = masked_mse(dist(x0_hat), dist(x0), point[:, :, None] * point[:, None, :])
+        point = None if mask is None else mask[..., ::2].reshape(-1, mask.shape[-1] // 2)  # [B*T, N]
+        terms["pairwise"] = mse(dist(x0_hat), dist(x0), None if point is None else point[:, :, None] * point[:, None, :])
     weights = {"diffusion": cfg.loss_diffusion, "x0": cfg.loss_x0, "velocity": cfg.loss_velocity,
                "acceleration": cfg.loss_acceleration, "pairwise": cfg.loss_pairwise}
     out = {f"loss_{k}": v for k, v in terms.items()}

@@ -24,11 +24,8 @@ CPU_FLAG="${CPU_FLAG---cpu}"                  # empty: train on the GPU where th
 export OMP_NUM_THREADS="$THREADS"
 
 cd "$REPO"
-newest_model() {  # RUN/model when the run finished, else the newest checkpoint's model
-  if [[ -f "$1/model/model.safetensors" ]]; then echo "$1/model"; return; fi
-  local done; done="$(ls -d "$1"/checkpoints/step-*/trainer_state.json | sort | tail -n 1)"
-  echo "$(dirname "$done")/model"
-}
+# shellcheck source=scripts/demo_weights/train_steps.sh
+source "$REPO/scripts/demo_weights/train_steps.sh"   # newest_model, train_for
 
 # 0. data (each step keeps what is built: an interrupted build resumes / is reused)
 python scripts/demo_weights_v2/prepare_renderer_body.py --shared "$SHARED" \
@@ -48,10 +45,8 @@ if [[ ! -f "$WORK/motion_body/manifest.json" ]]; then
 fi
 
 # 1. renderer: dense motion + inpainting on the body keypoints, from v1's weights (detector frozen)
-rm -rf "$WORK/renderer_body_run"
-timeout --signal=TERM --kill-after=60 "${RENDERER_MINUTES}m" python -m tps train $CPU_FLAG --no-progress \
-  --config scripts/demo_weights_v2/renderer-body-finetune.json --data "$WORK/renderer_body" --out "$WORK/renderer_body_run" \
-  --init "$INIT_RENDERER" || [[ $? == 124 ]]
+train_for "$RENDERER_MINUTES" scripts/demo_weights_v2/renderer-body-finetune.json "$WORK/renderer_body" \
+  "$WORK/renderer_body_run" --init "$INIT_RENDERER"
 python scripts/demo_weights/retarget_renderer.py --model "$(newest_model "$WORK/renderer_body_run")" \
   --out "$WORK/renderer_v2" --image-size 256 --no-bg
 
