@@ -61,6 +61,11 @@ class TrainConfig:
     the detector is frozen and unused (no equivariance loss), and the saved model's config says
     ``keypoint_source: "given"``. ``keypoint_flip``: with given keypoints, the permutation that
     swaps left and right keypoints under the horizontal-flip augmentation (None: only x -> -x).
+    ``freeze_detector``: with ``"detector"`` keypoints, keep the (``--init``) detector's weights
+    and batch-norm statistics and train only the dense motion and inpainting networks, so the
+    keypoints keep their meaning (e.g. a denoiser trained on them stays valid while the renderer
+    is retrained at another image size). Needs ``loss.equivariance`` 0 (it trains only the
+    detector).
     """
 
     model: Any = "lite-256"
@@ -91,6 +96,7 @@ class TrainConfig:
     seed: int = 0
     keypoint_source: str = "detector"
     keypoint_flip: tuple[int, ...] | None = None
+    freeze_detector: bool = False
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
@@ -103,6 +109,11 @@ class TrainConfig:
                              f"got {self.keypoint_source!r}")
         if self.keypoint_flip is not None and self.keypoint_source != "given":
             raise ValueError("train config keypoint_flip is only used with keypoint_source 'given'")
+        if not isinstance(self.freeze_detector, bool):
+            raise ValueError(f"train config freeze_detector must be true or false, got {self.freeze_detector!r}")
+        if self.freeze_detector and self.loss.equivariance:
+            raise ValueError("train config freeze_detector needs loss.equivariance 0 (it trains only the detector), "
+                             f"got {self.loss.equivariance!r}")
         for name in ("num_epochs", "num_repeats", "batch_size", "dropout_inc_epoch", "checkpoint_every",
                      "checkpoint_total_limit", "log_every"):
             value = getattr(self, name)
@@ -206,6 +217,9 @@ class Trainer:
         if self.model.avd_network is not None:
             logger.warning("the model has an AVD network; this script does not train it (it keeps its weights)")
         self.model.train()
+        self.frozen_detector = self.given or config.freeze_detector
+        if config.freeze_detector:  # run, but as it is: no gradients, batch-norm statistics kept
+            self.model.kp_detector.requires_grad_(False).eval()
         training = TPSTrainingModel(self.model, config.loss)
         self.perceptual = build_perceptual_loss(config.loss).to(self.accelerator.device)
         loader = self._dataloader()
@@ -241,7 +255,7 @@ class Trainer:
 
     def _optimizers(self, training: TPSTrainingModel, steps_per_epoch: int) -> tuple[list, list]:
         c = self.config
-        detector = [] if self.given else list(training.kp_detector.parameters())
+        detector = [] if self.frozen_detector else list(training.kp_detector.parameters())
         groups = [detector + list(training.dense_motion_network.parameters())
                   + list(training.inpainting_network.parameters())]
         if training.bg_predictor is not None:
@@ -253,7 +267,7 @@ class Trainer:
 
     def _clip_gradients(self) -> None:
         net = self.accelerator.unwrap_model(self.training)
-        for module in (None if self.given else net.kp_detector, net.dense_motion_network, net.bg_predictor):
+        for module in (None if self.frozen_detector else net.kp_detector, net.dense_motion_network, net.bg_predictor):
             if module is not None:
                 self.accelerator.clip_grad_norm_(module.parameters(), self.config.clip_grad_norm, norm_type=math.inf)
 

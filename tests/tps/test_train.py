@@ -183,3 +183,38 @@ def test_given_keypoints_train_with_the_detector_frozen(tmp_path, shared_data) -
     (keypoint_file(clip)).unlink()
     assert main(["--config", str(config), "--data", str(clip.parent), "--out", str(tmp_path / "r2"),
                  "--max-steps", "1", "--no-progress"]) == 2  # a clip without its keypoint file
+
+
+def test_freeze_detector_keeps_the_keypoints_and_trains_the_rest(tmp_path, shared_data) -> None:
+    """freeze_detector: the detector runs but its weights and batch-norm statistics (which a
+    train-mode forward would update) stay exactly the --init ones; dense motion and inpainting
+    train; it refuses an equivariance weight (a term that only trains the detector)."""
+    torch.manual_seed(2)
+    init = TPSMotionModel(resolve_model_config(TrainConfig.load(TINY).model))
+    init.save_pretrained(tmp_path / "init")
+    loss = {**json.loads(TINY.read_text()).get("loss", {}), "equivariance": 0.0}
+    config = _config(tmp_path, freeze_detector=True, loss=loss)
+    run = tmp_path / "run"
+    assert main(["--config", str(config), "--data", _clip(shared_data), "--out", str(run), "--max-steps", "3",
+                 "--init", str(tmp_path / "init"), "--no-progress"]) == 0
+    assert "equivariance" not in _log(run)[0]
+    model = TPSMotionModel.from_pretrained(run / "model")
+    before, after = init.kp_detector.state_dict(), model.kp_detector.state_dict()
+    assert any("running_mean" in k for k in before)  # the statistics a train-mode forward would move
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    for name in ("dense_motion_network", "inpainting_network"):
+        old, new = getattr(init, name).state_dict(), getattr(model, name).state_dict()
+        assert any(not torch.equal(old[k], new[k]) for k in old), name
+    with pytest.raises(ValueError, match="freeze_detector"):
+        TrainConfig.from_dict({"freeze_detector": True})  # equivariance defaults to 10
+    with pytest.raises(ValueError, match="freeze_detector"):
+        TrainConfig.from_dict({"freeze_detector": "yes", "loss": {"equivariance": 0}})
+
+
+def test_demo_recipe_configs_load() -> None:
+    """The renderer configs of the demo-weight recipes (scripts/demo_weights*/) are valid."""
+    paths = sorted(REPO.glob("scripts/demo_weights*/renderer-*.json"))
+    assert len(paths) >= 3
+    for path in paths:
+        assert resolve_model_config(TrainConfig.load(path).model).num_tps == 10
+    assert TrainConfig.load(REPO / "scripts/demo_weights/renderer-finetune-128.json").freeze_detector
