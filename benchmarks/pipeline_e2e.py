@@ -24,6 +24,9 @@ the pipeline as it now ships (composition at the photo's resolution, still backg
 thread); ``model`` is the default with the previous release's composition, so the difference
 between ``model`` and ``baseline`` frames must be 0 (equal-output changes only). Runs of a length
 use the same seed and speech and are interleaved, so a burst of load hits them alike.
+``--weights NAME=DIR ...`` runs every mode with each pipeline folder (e.g. the bundled weights
+beside a renderer trained at another resolution); ratios are printed against the first run of
+each length.
 
 The speech is cut (repeated if needed) from ``--speech`` (default: the 64 s mocap recording in
 ../shared/data; any speech file works). Prints, never asserts a time: the machine may be shared.
@@ -152,14 +155,16 @@ def instrument(pipe, timer: StepTimer) -> contextlib.ExitStack:
     return stack
 
 
-def run_once(mode: str, photo: Path, speech: Path, out: Path, seed: int) -> tuple[dict, np.ndarray, float]:
-    """One pipeline call in ``mode``: (seconds per step, frames uint8 [T, H, W, 3], video seconds)."""
+def run_once(mode: str, photo: Path, speech: Path, out: Path, seed: int,
+             weights: Path = REPO / "weights") -> tuple[dict, np.ndarray, float]:
+    """One pipeline call in ``mode`` with the pipeline folder ``weights``:
+    (seconds per step, frames uint8 [T, H, W, 3], video seconds)."""
     from difftted.pipeline import DiffTEDPipeline
     from tps.render import Renderer
 
     timer = StepTimer()
     with timer.step("load"):
-        pipe = DiffTEDPipeline.from_pretrained(REPO / "weights")
+        pipe = DiffTEDPipeline.from_pretrained(weights)
     pipe.set_progress_bar_config(disable=True)
     settings = MODES[mode]
     steps = settings.get("steps")
@@ -223,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=["baseline", "model", "default"])
     parser.add_argument("--baseline", action="store_true", help="only today's path (same as --modes baseline)")
+    parser.add_argument("--weights", nargs="+", default=[f"bundled={REPO / 'weights'}"], metavar="NAME=DIR",
+                        help="pipeline folders to run, each as NAME=DIR (default: the bundled weights/); "
+                             "every mode runs with every folder")
     parser.add_argument("--speech", type=Path, default=DEFAULT_SPEECH)
     parser.add_argument("--photo", type=Path, default=REPO / "examples" / "astronaut.png")
     parser.add_argument("--seed", type=int, default=0)
@@ -233,6 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.speech.is_file():
         parser.error(f"--speech {str(args.speech)!r} does not exist (pass any speech file)")
     modes = ["baseline"] if args.baseline else args.modes
+    weights = {}
+    for item in args.weights:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not (Path(folder) / "pipeline.json").is_file():
+            parser.error(f"--weights {item!r} must be NAME=DIR with DIR a pipeline folder (pipeline.json inside)")
+        weights[name] = Path(folder)
+    runs_of = [(mode, name) for name in weights for mode in modes]
     torch.set_num_threads(args.threads)
     print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; load average before: {load_average()}", flush=True)
@@ -241,11 +256,13 @@ def main(argv: list[str] | None = None) -> int:
         for seconds in args.seconds:
             speech = cut_speech(args.speech, seconds, Path(tmp) / f"speech_{seconds:g}.wav")
             frames = {}
-            for mode in modes:
-                print(f"{seconds:g} s of speech, {mode} ... (load {load_average()})", flush=True)
-                timing, frames[mode], video_s = run_once(mode, args.photo, speech, Path(tmp) / f"{mode}.mp4", args.seed)
-                count = len(frames[mode])
-                rows.append({"speech_s": seconds, "mode": mode, "frames": count, "seconds": timing,
+            for mode, name in runs_of:
+                label = mode if len(weights) == 1 else f"{mode}@{name}"
+                print(f"{seconds:g} s of speech, {label} ... (load {load_average()})", flush=True)
+                timing, frames[label], video_s = run_once(mode, args.photo, speech, Path(tmp) / f"{mode}.mp4",
+                                                          args.seed, weights[name])
+                count = len(frames[label])
+                rows.append({"speech_s": seconds, "mode": label, "frames": count, "seconds": timing,
                              "ms_frame": 1000 * timing["render"] / count, "rtf": timing["total"] / video_s,
                              "rtf_call": (timing["total"] - timing["load"]) / video_s})
             first = next(iter(frames))
@@ -255,13 +272,14 @@ def main(argv: list[str] | None = None) -> int:
                       f"{int((a != b).sum())} of {a.size} values differ", flush=True)
     print(f"load average after: {load_average()}")
     print_table(rows)
-    if "baseline" in modes:
+    if len(rows) > len(args.seconds):  # ratios to the first run of each length (today's path when listed first)
         for seconds in args.seconds:
-            runs = {r["mode"]: r for r in rows if r["speech_s"] == seconds}
-            for mode in (m for m in modes if m != "baseline"):
-                print(f"{seconds:g} s, baseline / {mode}: total "
-                      f"{runs['baseline']['seconds']['total'] / runs[mode]['seconds']['total']:.2f}x, render "
-                      f"{runs['baseline']['ms_frame'] / runs[mode]['ms_frame']:.2f}x")
+            runs = [r for r in rows if r["speech_s"] == seconds]
+            ref = runs[0]
+            for run in runs[1:]:
+                print(f"{seconds:g} s, {ref['mode']} / {run['mode']}: total "
+                      f"{ref['seconds']['total'] / run['seconds']['total']:.2f}x, render "
+                      f"{ref['ms_frame'] / run['ms_frame']:.2f}x")
     if args.profile:
         profile_render(args.profile)
     return 0

@@ -153,12 +153,15 @@ class Renderer:
     Args:
         model: a `TPSMotionModel` (put in eval mode here; its weights are not changed).
         fast: sub-pixel up-convolutions (equal output up to float rounding; default on).
-        compute_batch: frames per network call; None (default): one frame on a CPU, the whole
-            chunk (``batch_size``) elsewhere. On a quiet 2-core CPU one frame per call measured
-            fastest (ted-384 widths at 256: 924 ms/frame against 1318 ms in batches of 4; one
-            frame's activations stay in cache), while GPUs want batches.
-            benchmarks/tps_cpu.py prints both. Chunks are yielded ``batch_size`` frames at a
-            time either way.
+        compute_batch: frames per network call; None (default): on a CPU one frame for models
+            larger than 128x128 and the whole chunk (``batch_size``) for 128x128 and smaller,
+            the whole chunk on other devices. On a 2-core CPU one frame per call measured
+            fastest at 256 (ted-384 widths: 924 ms/frame against 1318 ms in batches of 4;
+            lite-256: 191 against 218 in batches of 8; one frame's activations stay in cache),
+            while at 128 the chunk is faster (lite-256 weights: 44 against 50 ms/frame, the
+            per-call overhead weighs more on 32x32 maps), and GPUs want batches.
+            benchmarks/tps_cpu.py prints both. The frames are the same either way (0 difference
+            measured); chunks are yielded ``batch_size`` frames at a time either way.
         bfloat16: run the inpainting network under bfloat16 autocast (the dense motion stays
             float32); faster on CPUs with AVX512-BF16/AMX but changes the output (see the
             benchmark's options table); off by default.
@@ -194,6 +197,12 @@ class Renderer:
         self.bfloat16 = bool(bfloat16)
         self.channels_last = bool(channels_last)
         self.fold_batchnorm = bool(fold_batchnorm)
+
+    def default_compute_batch(self, device: torch.device, batch_size: int) -> int:
+        """Frames per network call when ``compute_batch`` is None (see the class docstring)."""
+        if device.type == "cpu" and max(self.model.config.image_size) > 128:
+            return 1
+        return batch_size
 
     @property
     def device(self) -> torch.device:
@@ -355,7 +364,7 @@ class Renderer:
     ) -> Iterator[RenderedChunk]:
         inpainting = self.model.inpainting_network
         source = self._layout(prepared.source)
-        step = self.compute_batch or (1 if source.device.type == "cpu" else batch_size)
+        step = self.compute_batch or self.default_compute_batch(source.device, batch_size)
         keys = ("prediction", "generated", "deformation")
         with tqdm(total=len(keypoints), desc="rendering", unit="frame", disable=not progress) as bar:
             for start in range(0, len(keypoints), batch_size):

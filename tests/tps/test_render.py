@@ -235,3 +235,13 @@ def test_benchmark_quick_smoke_run() -> None:
     assert len(rows) == 1 + 3, result.stdout  # the main table and the three options
     cells = rows[0].split("|")
     assert float(cells[7]) <= TOLERANCE and float(cells[10]) <= TOLERANCE  # prepared, batched
+
+
+def test_default_compute_batch_depends_on_device_and_model_size() -> None:
+    """CPU: one frame per call above 128x128 (faster there), the whole chunk at 128 and below."""
+    small = Renderer(TPSMotionModel(get_preset("lite-256").replace(image_size=(128, 128))))
+    large = Renderer(TPSMotionModel(get_preset("lite-256")))
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert small.default_compute_batch(cpu, 8) == 8
+    assert large.default_compute_batch(cpu, 8) == 1
+    assert large.default_compute_batch(cuda, 8) == 8
