@@ -6,6 +6,7 @@ Checkpoint keys: ``fg_encoder.*`` (KPDetector) and ``bg_encoder.*`` (BGMotionPre
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tps.resnet import resnet18
@@ -18,17 +19,24 @@ class KPDetector(nn.Module):
     """``image [B, 3, H, W] in [0, 1] -> {"fg_kp": [B, K*5, 2]}``, (x, y) in (-1, 1).
 
     A ResNet-18 whose fc outputs ``K*5*2`` values, mapped by ``2*sigmoid - 1``; consecutive pairs
-    are (x, y) and TPS k uses keypoints ``5k .. 5k+4``.
+    are (x, y) and TPS k uses keypoints ``5k .. 5k+4``. ``input_size`` (height, width): images of
+    another size are resized to it (bilinear, antialiased when shrinking) before the ResNet;
+    None: used as they come (`TPSConfig.detector_size`).
     """
 
-    def __init__(self, num_tps: int, num_channels: int = 3, width: int = 64) -> None:
+    def __init__(self, num_tps: int, num_channels: int = 3, width: int = 64,
+                 input_size: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.num_tps = num_tps
         self.num_channels = num_channels
+        self.input_size = None if input_size is None else tuple(input_size)
         self.fg_encoder = resnet18(num_classes=num_tps * 5 * 2, in_channels=num_channels, width=width)
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         validate_image("image", image, self.num_channels)
+        if self.input_size is not None and tuple(image.shape[-2:]) != self.input_size:
+            shrink = image.shape[-2] > self.input_size[0] or image.shape[-1] > self.input_size[1]
+            image = F.interpolate(image, size=self.input_size, mode="bilinear", align_corners=False, antialias=shrink)
         fg_kp = torch.sigmoid(self.fg_encoder(image)) * 2 - 1
         return {"fg_kp": fg_kp.view(image.shape[0], self.num_tps * 5, 2)}
 

@@ -42,7 +42,7 @@ class TPSMotionModel(nn.Module):
             raise TypeError(f"config must be a TPSConfig, got {type(config).__name__}")
         self.config = config
         c, g, d = config, config.generator, config.dense_motion
-        self.kp_detector = KPDetector(c.num_tps, c.num_channels, width=c.detector_width)
+        self.kp_detector = KPDetector(c.num_tps, c.num_channels, width=c.detector_width, input_size=c.detector_size)
         self.dense_motion_network = DenseMotionNetwork(
             block_expansion=d.block_expansion, num_blocks=d.num_blocks, max_features=d.max_features,
             num_tps=c.num_tps, num_channels=c.num_channels, scale_factor=d.scale_factor, bg=c.bg,

@@ -69,6 +69,8 @@ def test_image_size_must_fit_the_hourglass() -> None:
         ({"multi_mask": False}, "multi_mask=False"),
         ({"num_tps": 0}, "num_tps must be a positive int"),
         ({"image_size": [384]}, "image_size must be"),
+        ({"detector_size": [256]}, "detector_size must be"),
+        ({"detector_size": [256, 0]}, "detector_size must be"),
     ],
 )
 def test_invalid_configs_raise(kwargs: dict, message: str) -> None:
@@ -101,3 +103,12 @@ def test_lite_256_costs_at_most_an_eighth_of_ted_384_per_frame() -> None:
     assert ted["total"] == pytest.approx(274e9, rel=0.01)
     assert lite["render"] <= ted["render"] / 8
     assert lite["total"] <= ted["total"] / 8
+
+
+def test_detector_size_round_trips_and_stays_out_of_files_without_it(tmp_path) -> None:
+    config = get_preset("lite-256").replace(image_size=(128, 128), detector_size=[256, 256])
+    assert config.detector_size == (256, 256)
+    assert config.to_dict()["detector_size"] == [256, 256]
+    config.save(tmp_path / "config.json")
+    assert TPSConfig.load(tmp_path / "config.json") == config
+    assert "detector_size" not in get_preset("lite-256").to_dict()  # official-style files unchanged

@@ -235,3 +235,22 @@ def test_warp_loss_targets_carry_no_gradient(model: TPSMotionModel) -> None:
     targets = net.get_encode(driving, occlusion)
     assert len(targets) == len(occlusion)
     assert all(not t.requires_grad for t in targets)
+
+
+def test_detector_size_resizes_frames_before_the_detector() -> None:
+    """A model with detector_size sees a 64x64 frame as the 128x128 detector input it resizes
+    to: the keypoints equal the plain detector's on the upsampled frame, and differ from the
+    plain detector's on the 64x64 frame itself (so the resize is not a no-op)."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(3)
+    plain = TPSMotionModel.from_config("tiny-64").eval()
+    sized = TPSMotionModel(plain.config.replace(detector_size=(128, 128))).eval()
+    sized.load_state_dict(plain.state_dict())
+    frame = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        up = F.interpolate(frame, size=(128, 128), mode="bilinear", align_corners=False)
+        assert torch.allclose(sized.detect(frame), plain.detect(up), atol=1e-6)
+        assert not torch.allclose(sized.detect(frame), plain.detect(frame), atol=1e-4)
+        same = torch.rand(1, 3, 128, 128)
+        assert torch.equal(sized.detect(same), plain.detect(same))
