@@ -25,8 +25,9 @@ thread); ``model`` is the default with the previous release's composition, so th
 between ``model`` and ``baseline`` frames must be 0 (equal-output changes only). Runs of a length
 use the same seed and speech and are interleaved, so a burst of load hits them alike.
 ``--weights NAME=DIR ...`` runs every mode with each pipeline folder (e.g. the bundled weights
-beside a renderer trained at another resolution); ratios are printed against the first run of
-each length.
+beside a renderer trained at another resolution; ``NAME=git:REV`` takes weights/ as committed at
+REV, the previous release's weights for a side-by-side run); ratios are printed against the
+first run of each length.
 
 The speech is cut (repeated if needed) from ``--speech`` (default: the 64 s mocap recording in
 ../shared/data; any speech file works). Prints, never asserts a time: the machine may be shared.
@@ -91,6 +92,22 @@ def cut_speech(path: Path, seconds: float, out: Path) -> Path:
     reps = -(-need // len(mono))
     soundfile.write(str(out), np.tile(mono, reps)[:need], rate)
     return out
+
+
+def weights_at_revision(revision: str, out: Path) -> Path:
+    """The bundled ``weights/`` folder as committed at ``revision`` (e.g. the previous release's
+    256x256 renderer), unpacked into ``out``; ``out`` without pipeline.json when it has none."""
+    import io
+    import subprocess
+    import tarfile
+
+    out.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", revision, "weights"],
+                             capture_output=True, check=False)
+    if archive.returncode == 0:
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(out, filter="data")
+    return out / "weights"
 
 
 class StepTimer:
@@ -229,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=["baseline", "model", "default"])
     parser.add_argument("--baseline", action="store_true", help="only today's path (same as --modes baseline)")
     parser.add_argument("--weights", nargs="+", default=[f"bundled={REPO / 'weights'}"], metavar="NAME=DIR",
-                        help="pipeline folders to run, each as NAME=DIR (default: the bundled weights/); "
-                             "every mode runs with every folder")
+                        help="pipeline folders to run, each as NAME=DIR or NAME=git:REV (weights/ as committed at "
+                             "REV, e.g. the previous release); default: the bundled weights/. Every mode runs "
+                             "with every folder")
     parser.add_argument("--speech", type=Path, default=DEFAULT_SPEECH)
     parser.add_argument("--photo", type=Path, default=REPO / "examples" / "astronaut.png")
     parser.add_argument("--seed", type=int, default=0)
@@ -241,18 +259,22 @@ def main(argv: list[str] | None = None) -> int:
     if not args.speech.is_file():
         parser.error(f"--speech {str(args.speech)!r} does not exist (pass any speech file)")
     modes = ["baseline"] if args.baseline else args.modes
-    weights = {}
-    for item in args.weights:
-        name, sep, folder = item.partition("=")
-        if not sep or not name or not (Path(folder) / "pipeline.json").is_file():
-            parser.error(f"--weights {item!r} must be NAME=DIR with DIR a pipeline folder (pipeline.json inside)")
-        weights[name] = Path(folder)
-    runs_of = [(mode, name) for name in weights for mode in modes]
+    runs_of = []
     torch.set_num_threads(args.threads)
     print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; load average before: {load_average()}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="pipeline_e2e_") as tmp:
+        weights = {}
+        for item in args.weights:
+            name, sep, folder = item.partition("=")
+            if sep and folder.startswith("git:"):
+                folder = str(weights_at_revision(folder[4:], Path(tmp) / f"weights_{name}"))
+            if not sep or not name or not (Path(folder) / "pipeline.json").is_file():
+                parser.error(f"--weights {item!r} must be NAME=DIR or NAME=git:REV, DIR a pipeline folder "
+                             "(pipeline.json inside), REV a commit of this repository with weights/")
+            weights[name] = Path(folder)
+        runs_of = [(mode, name) for name in weights for mode in modes]
         for seconds in args.seconds:
             speech = cut_speech(args.speech, seconds, Path(tmp) / f"speech_{seconds:g}.wav")
             frames = {}
