@@ -6,7 +6,8 @@ reconstructed at 512 in two ways, and `evaluate_clip_native` measures both on th
 - ``upscaled``: the model's prediction, resized to the native size (earlier releases);
 - ``native``: the native source frame warped by the model's flow, generated pixels only where
   the occlusion map says the source is not visible (`tps.compose`), with the flow and occlusion
-  taken relative to the source's own pose (so the source reconstructs itself exactly).
+  taken relative to the source's own pose (so the source reconstructs itself exactly) and the
+  source resampled by `tps.compose.compose`'s default interpolation (``"spline"``).
 
 Per frame: L1, PSNR, SSIM (as `tps.evaluate`) and sharpness, the variance of the Laplacian of
 the grey image over that of the real frame (1 = as sharp as the footage).
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from tps.compose import compose, relative_flow
+from tps.interpolation import spline_upsample
 from tps.evaluate import l1_error, psnr, ssim
 from tps.model import TPSMotionModel
 
@@ -73,6 +75,7 @@ def evaluate_clip_native(model: TPSMotionModel, frames: torch.Tensor, name: str 
     source = _resize(source_native, model_size)
     kp_source = model.detect(source)
     rest = model(source, kp_source, kp_source)
+    upsampled = spline_upsample(source_native)  # once for all the batches
     values: dict[str, dict[str, list[float]]] = {p: {"psnr": [], "ssim": [], "l1": [], "sharpness": []} for p in PATHS}
     for start in range(0, frames.shape[0], batch_size):
         target = frames[start : start + batch_size].to(device)
@@ -83,7 +86,7 @@ def evaluate_clip_native(model: TPSMotionModel, frames: torch.Tensor, name: str 
         predictions = {
             "upscaled": _resize(out["prediction"], native_size),
             "native": compose(source_native, out["generated"], flow, out["occlusion_map"][-1],
-                              rest["occlusion_map"][-1]),
+                              rest["occlusion_map"][-1], upsampled=upsampled),
         }
         reference = laplacian_variance(target).clamp(min=1e-12)
         for path, prediction in predictions.items():
