@@ -9,6 +9,9 @@ Two ways to turn the renderer's output into the video's frames (``composition``)
   frame differs from the photo only where the person is, in the photo or where the flow moves
   them (mediapipe's selfie segmentation of the photo, `difftted.pipeline.person.person_mask`, warped by the
   flow, grown and feathered; `tps.compose.motion_mask`); everywhere else the photo's own pixels.
+  The warp's ``interpolation`` is ``"spline"`` (the crop upsampled 2x by its quintic spline once,
+  `tps.interpolation.spline_upsample`, then sampled bicubic each frame: sharper at sub-pixel
+  offsets) or ``"bicubic"`` (the crop itself, as earlier releases).
   Background uncovered behind a moving arm lies inside the person's photo mask, so it still comes
   from the renderer.
 - ``"model"``: the model's frames at its own resolution (e.g. 256x256), scaled up to the crop
@@ -26,6 +29,7 @@ import torch.nn.functional as F
 
 from difftted.pipeline.person import CropBox, PasteBack, feather_mask, paste_into, to_uint8
 from tps.compose import compose, motion_mask, relative_flow
+from tps.interpolation import check_interpolation, spline_upsample
 from tps.render import RenderedChunk
 
 COMPOSITIONS = ("native", "model")
@@ -47,13 +51,18 @@ class FrameComposer:
         person: ``float32 [H, W]`` the photo's person mask (`difftted.pipeline.person.person_mask`), or
             None: no still background, the whole crop may move.
         feather: the seam of the crop square, as a fraction of its side.
+        interpolation: the native warp's resampling of the crop: ``"spline"`` (default),
+            ``"bicubic"`` (earlier releases) or ``"bilinear"``, see `tps.compose.compose`; the
+            model path ignores it.
     """
 
     def __init__(self, photo: np.ndarray, box: CropBox, composition: Composition = "native", *,
                  crop_only: bool = False, rest: RenderedChunk | None = None,
-                 person: np.ndarray | None = None, feather: float = 0.04) -> None:
+                 person: np.ndarray | None = None, feather: float = 0.04,
+                 interpolation: str = "spline") -> None:
         if composition not in COMPOSITIONS:
             raise ValueError(f"composition must be one of {COMPOSITIONS}, got {composition!r}")
+        self.interpolation = check_interpolation(interpolation)
         if person is not None and person.shape != photo.shape[:2]:
             raise ValueError(f"person mask shape {person.shape} does not match the photo's {photo.shape[:2]}")
         self.composition, self.crop_only = composition, crop_only
@@ -64,6 +73,8 @@ class FrameComposer:
         s = box.size
         patch = photo[box.y0 : box.y0 + s, box.x0 : box.x0 + s]
         self.crop = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)[None].float() / 255.0
+        # the spline's 2x crop, once for every chunk (its even samples are the crop itself)
+        self.upsampled = spline_upsample(self.crop) if interpolation == "spline" else None
         # the rest pose's maps, moved to the CPU once (the zero of the motion for every chunk)
         self.rest_flow = None if rest is None else rest.deformation.float().cpu()
         self.rest_occlusion = None if rest is None else rest.occlusion.float().cpu()
@@ -81,7 +92,7 @@ class FrameComposer:
         if self.rest_flow is not None:
             deformation = relative_flow(deformation, self.rest_flow)
         frames = compose(self.crop, chunk.generated.float().cpu(), deformation, chunk.occlusion.float().cpu(),
-                         self.rest_occlusion)
+                         self.rest_occlusion, interpolation=self.interpolation, upsampled=self.upsampled)
         alpha = self.square
         if self.person is not None:
             # at the flow's own resolution (64x64 for a 256 model; never below 64): a feathered

@@ -77,10 +77,29 @@ def test_background_far_from_the_person_keeps_its_own_pixels():
     assert (unmasked[:, 100, 10] != (7, 200, 9)).any()  # the mask is what kept it
 
 
+@pytest.mark.parametrize("interpolation", ["spline", "bicubic"])
+def test_both_interpolations_give_the_rest_pose_back_and_differ_once_moved(interpolation):
+    photo = data.astronaut()[::4, ::4].copy()  # 128 x 128
+    box = CropBox(0, 0, 128)
+    rest = make_coordinate_grid(16, 16)[None]
+    composer = FrameComposer(photo, box, "native", rest=chunk_with_flow(rest), interpolation=interpolation)
+    assert (composer.upsampled is not None) == (interpolation == "spline")
+    moved = rest.repeat(2, 1, 1, 1)
+    moved[1, ..., 0] += 0.5 * 2 / 127  # frame 1: half a pixel to the side
+    frames = composer(chunk_with_flow(moved))
+    np.testing.assert_array_equal(frames[0], photo)
+    assert not np.array_equal(frames[1], photo)
+    other = "bicubic" if interpolation == "spline" else "spline"
+    elsewhere = FrameComposer(photo, box, "native", rest=chunk_with_flow(rest), interpolation=other)(chunk_with_flow(moved))
+    assert not np.array_equal(frames[1], elsewhere[1])  # the argument reaches the warp
+
+
 def test_composer_checks_its_arguments():
     photo = np.zeros((64, 64, 3), dtype=np.uint8)
     with pytest.raises(ValueError, match="composition"):
         FrameComposer(photo, CropBox(0, 0, 64), "bicubic")
+    with pytest.raises(ValueError, match="interpolation"):
+        FrameComposer(photo, CropBox(0, 0, 64), interpolation="lanczos")
     with pytest.raises(ValueError, match="person mask"):
         FrameComposer(photo, CropBox(0, 0, 64), person=np.zeros((10, 10), dtype=np.float32))
 
