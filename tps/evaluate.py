@@ -312,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--native", action="store_true",
                         help="reconstruct at each clip's own resolution instead: the upscaled model output beside "
                              "composition at that size (tps.compose), with PSNR, SSIM, L1 and sharpness")
+    parser.add_argument("--interpolation", choices=("spline", "bicubic"), default="spline",
+                        help="--native: the composition's resampling of the source frame (default spline; bicubic "
+                             "as earlier releases)")
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -367,7 +370,7 @@ def _main_native(model: TPSMotionModel, args: argparse.Namespace) -> int:
     rows = []
     for clip in _collect_clips(args.data, args.split):
         rows += evaluate_clip_native(model, to_tensor(_clip_frames(store, clip, args.max_frames)), clip.name,
-                                     args.batch_size)
+                                     args.batch_size, interpolation=args.interpolation)
     rows += summarize_native(rows)
     print(format_native_table(rows))
     if args.json:

@@ -7,7 +7,8 @@ reconstructed at 512 in two ways, and `evaluate_clip_native` measures both on th
 - ``native``: the native source frame warped by the model's flow, generated pixels only where
   the occlusion map says the source is not visible (`tps.compose`), with the flow and occlusion
   taken relative to the source's own pose (so the source reconstructs itself exactly) and the
-  source resampled by `tps.compose.compose`'s default interpolation (``"spline"``).
+  source resampled by ``interpolation`` (`tps.compose.compose`: ``"spline"`` by default,
+  ``"bicubic"`` as earlier releases).
 
 Per frame: L1, PSNR, SSIM (as `tps.evaluate`) and sharpness, the variance of the Laplacian of
 the grey image over that of the real frame (1 = as sharp as the footage).
@@ -22,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from tps.compose import compose, relative_flow
-from tps.interpolation import spline_upsample
+from tps.interpolation import check_interpolation, spline_upsample
 from tps.evaluate import l1_error, psnr, ssim
 from tps.model import TPSMotionModel
 
@@ -62,12 +63,13 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate_clip_native(model: TPSMotionModel, frames: torch.Tensor, name: str = "clip",
-                         batch_size: int = 8) -> list[NativeMetrics]:
+                         batch_size: int = 8, interpolation: str = "spline") -> list[NativeMetrics]:
     """Reconstruct ``frames [T, 3, H, W]`` (native size, in [0, 1]) from the first frame, driven
     by each frame's detected keypoints (standard mode, no background transform); one
     `NativeMetrics` row per path in `PATHS`."""
     if frames.dim() != 4 or frames.shape[0] < 1 or frames.shape[1] != 3:
         raise ValueError(f"frames must be [T, 3, H, W] with T >= 1, got {tuple(frames.shape)}")
+    check_interpolation(interpolation)
     device = next(model.parameters()).device
     model_size = tuple(model.config.image_size)
     native_size = tuple(frames.shape[-2:])
@@ -75,7 +77,7 @@ def evaluate_clip_native(model: TPSMotionModel, frames: torch.Tensor, name: str 
     source = _resize(source_native, model_size)
     kp_source = model.detect(source)
     rest = model(source, kp_source, kp_source)
-    upsampled = spline_upsample(source_native)  # once for all the batches
+    upsampled = spline_upsample(source_native) if interpolation == "spline" else None  # once for all batches
     values: dict[str, dict[str, list[float]]] = {p: {"psnr": [], "ssim": [], "l1": [], "sharpness": []} for p in PATHS}
     for start in range(0, frames.shape[0], batch_size):
         target = frames[start : start + batch_size].to(device)
@@ -86,7 +88,7 @@ def evaluate_clip_native(model: TPSMotionModel, frames: torch.Tensor, name: str 
         predictions = {
             "upscaled": _resize(out["prediction"], native_size),
             "native": compose(source_native, out["generated"], flow, out["occlusion_map"][-1],
-                              rest["occlusion_map"][-1], upsampled=upsampled),
+                              rest["occlusion_map"][-1], interpolation=interpolation, upsampled=upsampled),
         }
         reference = laplacian_variance(target).clamp(min=1e-12)
         for path, prediction in predictions.items():
