@@ -7,7 +7,9 @@ generated image with the warped source through the finest occlusion map (1 = tak
 source, 0 = take the generated pixel).
 
 `encode` depends on the source only, so a renderer runs it once per source and calls `decode`
-per batch of driving frames; ``forward = decode(source, encode(source), dense_motion)``.
+per batch of driving frames; ``forward = decode(source, encode(source), dense_motion)``. `decode`
+is `warp_encoder_maps` (every level's warp, which needs the flow and the source only) then
+`decode_warped` (the decoder proper), so a backend can run the two parts apart (`tps.onnx_backend`).
 """
 
 from __future__ import annotations
@@ -97,6 +99,37 @@ class InpaintingNetwork(nn.Module):
             return warped, deform_input(feature.detach(), deformation) * occlusion.detach()
         return warped, warped
 
+    def warp_encoder_maps(
+        self, encoder_maps: list[torch.Tensor], deformation: torch.Tensor, occlusion_map: list[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Every level's source features warped by the flow and multiplied by its occlusion map.
+
+        encoder_maps fine to coarse (`encode`), occlusion_map coarse to fine. Returns (the
+        decoder's inputs, the warp loss's maps), both coarse to fine; the two are the same
+        tensors unless gradients flow (see `_warp_level`). The warps depend on the flow and
+        the source alone, not on the decoder, so they can be computed before it.
+        """
+        pairs = [
+            self._warp_level(encoder_maps[-(i + 1)], deformation, occlusion_map[i])
+            for i in range(self.num_down_blocks + 1)
+        ]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    def decode_warped(
+        self, warped: list[torch.Tensor], deformed: torch.Tensor, occlusion: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder proper: ``(generated, prediction)`` from `warp_encoder_maps`' first list
+        (coarse to fine), the source warped at full resolution and the finest occlusion map."""
+        out = warped[0]
+        for i in range(self.num_down_blocks):
+            out = self.resblock[2 * i + 1](self.resblock[2 * i](out))
+            out = self.up_blocks[i](out)
+            if i < self.num_down_blocks - 1:
+                out = torch.cat([out, warped[i + 1]], dim=1)
+        out = out * (1 - occlusion) + warped[-1]
+        generated = torch.sigmoid(self.final(out))
+        return generated, generated * (1 - occlusion) + deformed * occlusion
+
     def decode(
         self, source_image: torch.Tensor, encoder_maps: list[torch.Tensor], dense_motion: dict
     ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
@@ -118,20 +151,9 @@ class InpaintingNetwork(nn.Module):
         occlusion_map = dense_motion["occlusion_map"]
         if len(occlusion_map) != self.num_down_blocks + 1:
             raise ValueError(f"dense_motion['occlusion_map'] must hold {self.num_down_blocks + 1} maps")
-        out, loss_map = self._warp_level(encoder_maps[-1], deformation, occlusion_map[0])
-        warped_encoder_maps = [loss_map]
-        for i in range(self.num_down_blocks):
-            out = self.resblock[2 * i + 1](self.resblock[2 * i](out))
-            out = self.up_blocks[i](out)
-            encoded, loss_map = self._warp_level(encoder_maps[-(i + 2)], deformation, occlusion_map[i + 1])
-            warped_encoder_maps.append(loss_map)
-            if i < self.num_down_blocks - 1:
-                out = torch.cat([out, encoded], dim=1)
-        occlusion = occlusion_map[-1]
+        warped, warped_encoder_maps = self.warp_encoder_maps(encoder_maps, deformation, occlusion_map)
         deformed = deform_input(source_image, deformation)
-        out = out * (1 - occlusion) + encoded
-        generated = torch.sigmoid(self.final(out))
-        out = generated * (1 - occlusion) + deformed * occlusion
+        generated, out = self.decode_warped(warped, deformed, occlusion_map[-1])
         result = {key: dense_motion[key] for key in ("contribution_maps", "deformed_source") if key in dense_motion}
         result.update(
             occlusion_map=occlusion_map,
