@@ -21,7 +21,9 @@ Keypoint modes (as the official demo's ``--mode``):
   models that have an AVD network).
 
 Output-changing speed options (off by default; benchmarks/tps_cpu.py reports their error):
-``bfloat16`` (autocast of the inpainting network) and ``channels_last`` (NHWC activations).
+``bfloat16`` (autocast of the inpainting network), ``channels_last`` (NHWC activations) and
+``backend="onnxruntime"`` (the per-frame networks as ONNX Runtime sessions, `tps.onnx_backend`;
+optional packages, imported only when asked for).
 """
 
 from __future__ import annotations
@@ -36,14 +38,16 @@ import torch
 from tqdm.auto import tqdm
 
 from tps.fast import subpixel_upsampling
+from tps.inpainting import deform_input
 from tps.model import TPSMotionModel
 from tps.optimize import inference_copy
 
-__all__ = ["MODES", "PreparedSource", "RenderedChunk", "Renderer", "relative_keypoints", "official_render"]
+__all__ = ["BACKENDS", "MODES", "PreparedSource", "RenderedChunk", "Renderer", "relative_keypoints", "official_render"]
 
 logger = logging.getLogger(__name__)
 
 MODES = ("standard", "relative", "avd")
+BACKENDS = ("torch", "onnxruntime", "auto")
 # Keypoints live in [-1, 1]; relative motion may leave it a little. Values past this bound mean
 # the caller passed pixel coordinates or garbage, which the TPS fit would silently accept.
 KEYPOINT_LIMIT = 4.0
@@ -167,6 +171,25 @@ class Renderer:
             benchmark's options table); off by default.
         channels_last: NHWC activations (changes the output by float rounding only, but
             oneDNN picks other kernels; off by default, measured by benchmarks/tps_cpu.py).
+        backend: ``"torch"`` (default), ``"onnxruntime"`` or ``"auto"``. ``"onnxruntime"``:
+            the inpainting decoder (and with ``onnx_motion`` the dense motion's hourglass
+            onwards) runs as an ONNX Runtime session on the CPU, exported on first use and
+            cached in ``onnx_cache_dir`` (`tps.onnx_backend`); the keypoint work, the flow, the
+            warps and `prepare` stay in torch. Needs the ``onnxruntime`` and ``onnx`` packages
+            (ImportError naming them and the pip command otherwise); not combinable with
+            ``bfloat16`` or ``channels_last``; a model on another device is a ValueError.
+            ``"auto"``: onnxruntime where it can run (both packages installed, the model on
+            the CPU, neither bfloat16 nor channels_last), torch otherwise, decided per render.
+            The decoder's frames equal torch's up to float rounding (<= 1e-5,
+            tests/tps/test_onnx_backend.py; 3.6e-7 measured with the bundled weights), 1.1x
+            faster per frame on this project's loaded 2-core CPU at one thread; not the default
+            (docs/tps.md says why; benchmarks/tps_cpu.py --onnxruntime measures it).
+        onnx_motion: with backend ``"onnxruntime"``, run the dense motion there too, in
+            batches. Output-changing: onnxruntime's convolutions round the flow differently,
+            and the flow amplifies its last bits (one float32 ulp moves edge pixels by ~1e-5;
+            see `_dense_motion`) to 5.3e-5 in the frames with the bundled weights; off by default.
+        onnx_cache_dir: folder of the exported graphs (backends ``"onnxruntime"`` and
+            ``"auto"``); None: a per-user folder under the system temp folder.
         fold_batchnorm: detect source keypoints with a copy of the detector whose batch norms
             are folded into its convolutions (`tps.optimize.inference_copy`; the model keeps its
             norms). Off by default: it saves nothing per frame (the dense motion and inpainting
@@ -184,6 +207,9 @@ class Renderer:
         bfloat16: bool = False,
         channels_last: bool = False,
         fold_batchnorm: bool = False,
+        backend: str = "torch",
+        onnx_motion: bool = False,
+        onnx_cache_dir: str | None = None,
     ) -> None:
         if not isinstance(model, TPSMotionModel):
             raise TypeError(f"model must be a tps.TPSMotionModel, got {type(model).__name__}")
@@ -197,6 +223,40 @@ class Renderer:
         self.bfloat16 = bool(bfloat16)
         self.channels_last = bool(channels_last)
         self.fold_batchnorm = bool(fold_batchnorm)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if onnx_motion and backend != "onnxruntime":
+            raise ValueError(f"onnx_motion is only used by backend='onnxruntime', got backend={backend!r}")
+        if onnx_cache_dir is not None and backend == "torch":
+            raise ValueError("onnx_cache_dir is only used by backend='onnxruntime' or 'auto', got backend='torch'")
+        self.backend = backend
+        self.onnx_motion = bool(onnx_motion)
+        self.onnx_cache_dir = onnx_cache_dir
+        self._onnx = None
+        if backend == "onnxruntime":
+            if self.bfloat16 or self.channels_last:
+                raise ValueError("backend='onnxruntime' runs float32 NCHW graphs: bfloat16 and channels_last must be off")
+            self._onnx_backend()  # fails now, naming the package, when it is not installed
+
+    def _onnx_backend(self):
+        if self._onnx is None:
+            from tps.onnx_backend import OnnxRuntimeBackend  # optional packages: imported only here
+
+            self._onnx = OnnxRuntimeBackend(self.model, fast=self.fast, cache_dir=self.onnx_cache_dir)
+        return self._onnx
+
+    def backend_for(self, device: torch.device) -> str:
+        """The backend that renders on ``device``: ``"torch"`` or ``"onnxruntime"`` (resolves ``"auto"``)."""
+        if self.backend == "onnxruntime":
+            if device.type != "cpu":
+                raise ValueError(f"backend='onnxruntime' runs on the CPU; the model is on {device}")
+            return "onnxruntime"
+        if self.backend == "auto" and device.type == "cpu" and not (self.bfloat16 or self.channels_last):
+            from tps.onnx_backend import available
+
+            if available():
+                return "onnxruntime"
+        return "torch"
 
     def default_compute_batch(self, device: torch.device, batch_size: int) -> int:
         """Frames per network call when ``compute_batch`` is None (see the class docstring)."""
@@ -323,6 +383,16 @@ class Renderer:
         keypoints = self.driving_keypoints(prepared, kp_driving, mode, kp_driving_initial)
         return self._render_chunks(prepared, keypoints, batch_size, progress)
 
+    def _motion_inputs(
+        self, prepared: PreparedSource, kp_driving: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(heatmap, deformed_source, transformations)``: the dense motion's per-frame inputs."""
+        dmn = self.model.dense_motion_network
+        h, w = prepared.source_down.shape[-2:]
+        heatmap = dmn.heatmaps(kp_driving, prepared.kp_source, h, w, prepared.source_gaussians)
+        transformations = dmn.transformations(kp_driving, prepared.kp_source, h, w)
+        return heatmap, dmn.deform_source(prepared.source_down, transformations), transformations
+
     def _dense_motion(self, prepared: PreparedSource, kp_driving: torch.Tensor) -> dict:
         """`DenseMotionNetwork.predict`'s steps for a batch, with the flow computed frame by frame.
 
@@ -334,11 +404,8 @@ class Renderer:
         tests/tps/test_render.py) or only feeds the occlusion masks, which tolerate rounding.
         """
         dmn = self.model.dense_motion_network
-        h, w = prepared.source_down.shape[-2:]
-        heatmap = dmn.heatmaps(kp_driving, prepared.kp_source, h, w, prepared.source_gaussians)
-        transformations = dmn.transformations(kp_driving, prepared.kp_source, h, w)
-        deformed = dmn.deform_source(prepared.source_down, transformations)
-        b, n, c = deformed.shape[:3]
+        heatmap, deformed, transformations = self._motion_inputs(prepared, kp_driving)
+        b, n, c, h, w = deformed.shape
         hourglass_input = torch.cat([heatmap, deformed.reshape(b, n * c, h, w)], dim=1)
         outs, logits = [], []
         with subpixel_upsampling(dmn.hourglass, False):
@@ -359,17 +426,41 @@ class Renderer:
             occlusion_map.append(torch.sigmoid(dmn.occlusion[i + 2](features)))
         return {"contribution_maps": contribution_maps, "deformation": deformation, "occlusion_map": occlusion_map}
 
+    def _render_onnx(self, prepared: PreparedSource, kp_driving: torch.Tensor) -> list[torch.Tensor]:
+        """``[prediction, generated, deformation, finest occlusion]`` with the decoder (and with
+        ``onnx_motion`` the dense motion) in onnxruntime; the keypoint work and the warps in
+        torch (see `tps.onnx_backend`)."""
+        inpainting = self.model.inpainting_network
+        if self.onnx_motion:
+            with torch.inference_mode():
+                deformation, occlusion_map = self._onnx_backend().motion(*self._motion_inputs(prepared, kp_driving))
+        else:
+            with self._context(motion=True):
+                motion = self._dense_motion(prepared, kp_driving)
+            deformation, occlusion_map = motion["deformation"], motion["occlusion_map"]
+        with torch.inference_mode():
+            warped, _ = inpainting.warp_encoder_maps(prepared.encoder_maps, deformation, occlusion_map)
+            deformed = deform_input(prepared.source, deformation)
+        generated, prediction = self._onnx_backend().decode(warped, deformed, occlusion_map[-1])
+        return [prediction, generated, deformation, occlusion_map[-1]]
+
     def _render_chunks(
         self, prepared: PreparedSource, keypoints: torch.Tensor, batch_size: int, progress: bool
     ) -> Iterator[RenderedChunk]:
         inpainting = self.model.inpainting_network
         source = self._layout(prepared.source)
         step = self.compute_batch or self.default_compute_batch(source.device, batch_size)
+        onnx = self.backend_for(source.device) == "onnxruntime"
         keys = ("prediction", "generated", "deformation")
         with tqdm(total=len(keypoints), desc="rendering", unit="frame", disable=not progress) as bar:
             for start in range(0, len(keypoints), batch_size):
                 parts: list[list[torch.Tensor]] = [[], [], [], []]
                 for kp in keypoints[start : start + batch_size].split(step):
+                    if onnx:
+                        for part, value in zip(parts, self._render_onnx(prepared, kp)):
+                            part.append(value)
+                        bar.update(len(kp))
+                        continue
                     with self._context(motion=True):
                         motion = self._dense_motion(prepared, kp)
                     with self._context():
