@@ -69,9 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--composition", choices=("native", "model"), default="native",
                         help="native: warp the photo's own pixels at their resolution and generate only what the "
                              "motion uncovers (default); model: scale the renderer's frames up (earlier releases)")
-    parser.add_argument("--interpolation", choices=("spline", "bicubic"), default="spline",
-                        help="native composition's resampling of the photo: spline (default; the photo upsampled 2x "
-                             "by its quintic spline once, then bicubic: sharper) or bicubic (earlier releases)")
+    parser.add_argument("--interpolation", choices=("auto", "spline", "bicubic"), default="auto",
+                        help="native composition's resampling of the photo: auto (default: spline for crops up to "
+                             "1024 px, bicubic above), spline (the photo upsampled 2x by its quintic spline once, "
+                             "then bicubic: sharper, costlier on large photos) or bicubic (earlier releases)")
     parser.add_argument("--still-background", action=argparse.BooleanOptionalAction, default=True,
                         help="keep the photo's pixels wherever the person is not (native composition; default on)")
     parser.add_argument("--weights", default=None,

@@ -29,11 +29,29 @@ import torch.nn.functional as F
 
 from difftted.pipeline.person import CropBox, PasteBack, feather_mask, paste_into, to_uint8
 from tps.compose import compose, motion_mask, relative_flow
-from tps.interpolation import check_interpolation, spline_upsample
+from tps.interpolation import INTERPOLATIONS, spline_upsample
 from tps.render import RenderedChunk
 
 COMPOSITIONS = ("native", "model")
 Composition = Literal["native", "model"]
+
+
+#: ``interpolation="auto"`` uses the spline warp for crops up to this side (pixels) and bicubic
+#: above: on one thread the spline warp added about 7 ms/frame to a 465 px crop but 110-190 ms to
+#: a 1747 px one (and a 2x copy of the crop, 146 MB), where the sub-pixel detail it keeps is also
+#: least visible (benchmarks/compose_cpu.py).
+SPLINE_MAX_SIDE = 1024
+INTERPOLATION_CHOICES = ("auto", *INTERPOLATIONS)
+
+
+def resolve_interpolation(interpolation: str, side: int) -> str:
+    """The warp for a crop of ``side`` pixels: ``"auto"`` -> ``"spline"`` up to `SPLINE_MAX_SIDE`,
+    else ``"bicubic"``; any other value must be one of `tps.interpolation.INTERPOLATIONS`."""
+    if interpolation == "auto":
+        return "spline" if side <= SPLINE_MAX_SIDE else "bicubic"
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {INTERPOLATION_CHOICES}, got {interpolation!r}")
+    return interpolation
 
 
 class FrameComposer:
@@ -51,18 +69,20 @@ class FrameComposer:
         person: ``float32 [H, W]`` the photo's person mask (`difftted.pipeline.person.person_mask`), or
             None: no still background, the whole crop may move.
         feather: the seam of the crop square, as a fraction of its side.
-        interpolation: the native warp's resampling of the crop: ``"spline"`` (default),
-            ``"bicubic"`` (earlier releases) or ``"bilinear"``, see `tps.compose.compose`; the
-            model path ignores it.
+        interpolation: the native warp's resampling of the crop: ``"auto"`` (default:
+            ``"spline"`` for crops up to `SPLINE_MAX_SIDE` pixels, ``"bicubic"`` above),
+            ``"spline"``, ``"bicubic"`` (earlier releases) or ``"bilinear"``, see
+            `tps.compose.compose`; the model path ignores it. The resolved choice is
+            ``self.interpolation``.
     """
 
     def __init__(self, photo: np.ndarray, box: CropBox, composition: Composition = "native", *,
                  crop_only: bool = False, rest: RenderedChunk | None = None,
                  person: np.ndarray | None = None, feather: float = 0.04,
-                 interpolation: str = "spline") -> None:
+                 interpolation: str = "auto") -> None:
         if composition not in COMPOSITIONS:
             raise ValueError(f"composition must be one of {COMPOSITIONS}, got {composition!r}")
-        self.interpolation = check_interpolation(interpolation)
+        self.interpolation = resolve_interpolation(interpolation, box.size)
         if person is not None and person.shape != photo.shape[:2]:
             raise ValueError(f"person mask shape {person.shape} does not match the photo's {photo.shape[:2]}")
         self.composition, self.crop_only = composition, crop_only
@@ -74,7 +94,7 @@ class FrameComposer:
         patch = photo[box.y0 : box.y0 + s, box.x0 : box.x0 + s]
         self.crop = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)[None].float() / 255.0
         # the spline's 2x crop, once for every chunk (its even samples are the crop itself)
-        self.upsampled = spline_upsample(self.crop) if interpolation == "spline" else None
+        self.upsampled = spline_upsample(self.crop) if self.interpolation == "spline" else None
         # the rest pose's maps, moved to the CPU once (the zero of the motion for every chunk)
         self.rest_flow = None if rest is None else rest.deformation.float().cpu()
         self.rest_occlusion = None if rest is None else rest.occlusion.float().cpu()

@@ -38,13 +38,12 @@ from difftted.defaults import (DEFAULT_DRIFT_SECONDS, DEFAULT_GUIDANCE_SCALE, DE
                                DEFAULT_STEPS)
 from difftted.motion.keypoints import KeypointStats, MotionCoding, remove_drift
 from difftted.motion.sampling import sample_motion
-from difftted.pipeline.composition import COMPOSITIONS, Composition, FrameComposer
+from difftted.pipeline.composition import COMPOSITIONS, Composition, FrameComposer, resolve_interpolation
 from difftted.pipeline.keypoint_source import (KEYPOINT_SOURCES, PART_SCALES, body_source_keypoints,  # noqa: F401
                                                check_keypoint_source, check_part_scales, keypoint_limit,
                                                keypoint_scales)
 from difftted.pipeline.output import check_output_path, write_talking_video
 from difftted.pipeline.person import CropBox, ImageInput, crop_to_tensor, find_crop, fit_photo, load_image, person_mask
-from tps.interpolation import check_interpolation
 from tps.render import PreparedSource, RenderedChunk, Renderer
 
 logger = logging.getLogger(__name__)
@@ -182,7 +181,7 @@ class DiffTEDPipeline:
                  fps: float | None = None, motion_scale: float = 1.0,
                  part_scales: Mapping[str, float] | None = None, relative_motion: bool | None = None,
                  drift_seconds: float | None = None, output: Literal["full", "crop"] = "full",
-                 composition: Composition = "native", still_background: bool = True, interpolation: str = "spline",
+                 composition: Composition = "native", still_background: bool = True, interpolation: str = "auto",
                  output_path: str | Path | None = None, return_frames: bool | None = None,
                  output_type: Literal["np", "pil"] = "np", max_side: int | None = DEFAULT_MAX_SIDE,
                  render_mode: str = "standard", render_batch_size: int = DEFAULT_RENDER_BATCH, progress: bool = True,
@@ -221,9 +220,11 @@ class DiffTEDPipeline:
             still_background: with ``"native"``, keep the photo's pixels wherever the person is
                 not (mediapipe selfie segmentation, warped by the motion).
             interpolation: with ``"native"``, how the photo's pixels are resampled by the flow:
-                ``"spline"`` (default; the crop upsampled 2x by its quintic spline once, then
-                bicubic: keeps more fine detail), ``"bicubic"`` (earlier releases) or
-                ``"bilinear"`` (see `tps.compose.compose`).
+                ``"auto"`` (default: ``"spline"`` for crops up to 1024 pixels, ``"bicubic"``
+                above, `difftted.pipeline.composition.resolve_interpolation`), ``"spline"`` (the
+                crop upsampled 2x by its quintic spline once, then bicubic: keeps more fine
+                detail), ``"bicubic"`` (earlier releases) or ``"bilinear"`` (see
+                `tps.compose.compose`).
             output_path: write an mp4 (H.264 + AAC with the original audio) there.
             return_frames: keep the frames in memory (default: only when no ``output_path``).
             max_side: the full photo is downscaled to this longer side for the video (None: never).
@@ -252,7 +253,7 @@ class DiffTEDPipeline:
         _check_drift(drift)
         if composition not in COMPOSITIONS:
             raise ValueError(f"composition must be one of {COMPOSITIONS}, got {composition!r}")
-        check_interpolation(interpolation)
+        resolve_interpolation(interpolation, 0)  # a bad value fails before any work
         # 2. load and encode the speech
         speech = load_speech(audio)
         features = self.encode_audio(speech)
@@ -352,7 +353,7 @@ class DiffTEDPipeline:
 
     def prepare_composition(self, photo: np.ndarray, box: CropBox, prepared: PreparedSource,
                             composition: Composition, crop_only: bool, still_background: bool,
-                            interpolation: str = "spline") -> FrameComposer:
+                            interpolation: str = "auto") -> FrameComposer:
         """Step 7's set-up: the photo's person mask and the maps of its own pose (one render of the
         source keypoints), for `difftted.pipeline.composition.FrameComposer`."""
         if composition == "model":

@@ -139,3 +139,19 @@ def test_long_sampled_motion_stays_within_bounds(make_tiny_pipeline):
     per_window = (kp - kp_source).norm(dim=-1).mean(-1).reshape(-1, 256).mean(-1)  # per 10.24 s
     assert per_window[-3:].mean() < 1.5 * per_window[1:4].mean()
     assert per_window.max() < 0.5
+
+
+def test_auto_interpolation_is_the_spline_for_small_crops_and_bicubic_for_large_ones():
+    """"auto" (the default) keeps the spline's cost to crops up to SPLINE_MAX_SIDE pixels."""
+    from difftted.pipeline.composition import SPLINE_MAX_SIDE, resolve_interpolation
+
+    assert resolve_interpolation("auto", SPLINE_MAX_SIDE) == "spline"
+    assert resolve_interpolation("auto", SPLINE_MAX_SIDE + 1) == "bicubic"
+    assert resolve_interpolation("bicubic", 64) == "bicubic" and resolve_interpolation("spline", 4000) == "spline"
+    small = FrameComposer(np.zeros((64, 64, 3), dtype=np.uint8), CropBox(0, 0, 64))
+    assert small.interpolation == "spline" and small.upsampled is not None
+    side = SPLINE_MAX_SIDE + 16
+    large = FrameComposer(np.zeros((side, side, 3), dtype=np.uint8), CropBox(0, 0, side))
+    assert large.interpolation == "bicubic" and large.upsampled is None
+    with pytest.raises(ValueError, match="interpolation"):
+        resolve_interpolation("lanczos", 64)
