@@ -150,7 +150,7 @@ class TPSConfig:
     come. Used by renderers trained at a smaller ``image_size`` with the detector of a larger
     one kept (its regression head reads global features, so its keypoints depend on the input
     size: lite-256 weights gave keypoints 0.12-0.15 apart at 128 and 256 input, 0.035 with the
-    128 frames upsampled to 256). Written by `to_dict` only when set.
+    128 frames upsampled to 256; ad-hoc session measurements on four photos). Written by `to_dict` only when set.
     """
 
     num_tps: int = 10

@@ -163,7 +163,8 @@ class Renderer:
             fastest at 256 (ted-384 widths: 924 ms/frame against 1318 ms in batches of 4;
             lite-256: 191 against 218 in batches of 8; one frame's activations stay in cache),
             while at 128 the chunk is faster (lite-256 weights: 44 against 50 ms/frame, the
-            per-call overhead weighs more on 32x32 maps), and GPUs want batches.
+            per-call overhead weighs more on 32x32 maps; the lite-256 figures from an ad-hoc
+            script timing `render`, min of 4 interleaved runs), and GPUs want batches.
             benchmarks/tps_cpu.py prints both. The frames are the same either way (0 difference
             measured); chunks are yielded ``batch_size`` frames at a time either way.
         bfloat16: run the inpainting network under bfloat16 autocast (the dense motion stays
