@@ -42,6 +42,12 @@ Composition = Literal["native", "model"]
 #: least visible (benchmarks/compose_cpu.py).
 SPLINE_MAX_SIDE = 1024
 INTERPOLATION_CHOICES = ("auto", *INTERPOLATIONS)
+#: Native composition works on at most this many crop pixels per call (frames x side^2), so a
+#: large crop is composed a few frames at a time: a 1920 px crop cost about 130 MB per frame in
+#: flight (float32 warps, flow and masks at the crop's size), which a chunk of 8 frames turned into
+#: a peak 1 GB above a full-HD photo's. A 465 px crop still takes a chunk of 8 in one call; the
+#: frames are the same either way (every step is per frame).
+COMPOSE_PIXELS_PER_CALL = 4_000_000
 
 
 def resolve_interpolation(interpolation: str, side: int) -> str:
@@ -108,6 +114,15 @@ class FrameComposer:
         """One chunk of `tps.Renderer.iter_render_maps` -> ``uint8 [b, H, W, 3]``."""
         if self.composition == "model":
             return self._paste(chunk.frames)
+        step = max(1, COMPOSE_PIXELS_PER_CALL // (self.box.size * self.box.size))
+        if len(chunk.deformation) <= step:
+            return self._compose(chunk)
+        parts = [self._compose(RenderedChunk(*(t[i : i + step] for t in (chunk.frames, chunk.generated,
+                                                                           chunk.deformation, chunk.occlusion))))
+                 for i in range(0, len(chunk.deformation), step)]
+        return np.concatenate(parts)
+
+    def _compose(self, chunk: RenderedChunk) -> np.ndarray:
         deformation = chunk.deformation.float().cpu()
         if self.rest_flow is not None:
             deformation = relative_flow(deformation, self.rest_flow)

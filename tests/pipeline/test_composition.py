@@ -155,3 +155,28 @@ def test_auto_interpolation_is_the_spline_for_small_crops_and_bicubic_for_large_
     assert large.interpolation == "bicubic" and large.upsampled is None
     with pytest.raises(ValueError, match="interpolation"):
         resolve_interpolation("lanczos", 64)
+
+
+@pytest.mark.parametrize("crop_only", [False, True], ids=["full-photo", "crop"])
+def test_a_large_crop_is_composed_a_few_frames_at_a_time_with_the_same_frames(monkeypatch, crop_only):
+    """Above `COMPOSE_PIXELS_PER_CALL` crop pixels a chunk is composed in slices (bounded memory
+    for large photos); every step is per frame, so the frames are those of one call."""
+    import difftted.pipeline.composition as composition
+
+    photo = data.astronaut()[::4, ::4].copy()  # 128 x 128
+    box = CropBox(0, 0, 128)
+    person = np.zeros((128, 128), dtype=np.float32)
+    person[30:100, 40:90] = 1.0
+    flow = make_coordinate_grid(16, 16)[None].repeat(5, 1, 1, 1)
+    flow += 0.03 * torch.randn(flow.shape, generator=_gen(0))  # every frame its own motion
+    chunk = chunk_with_flow(flow)
+    chunk.occlusion[1:3, :, :20] = 0.3  # some frames show generated pixels, others none
+    whole = FrameComposer(photo, box, "native", person=person, crop_only=crop_only)(chunk)
+    calls = []
+    original = composition.compose
+    monkeypatch.setattr(composition, "compose", lambda *a, **k: calls.append(len(a[1])) or original(*a, **k))
+    monkeypatch.setattr(composition, "COMPOSE_PIXELS_PER_CALL", 2 * 128 * 128)
+    sliced = FrameComposer(photo, box, "native", person=person, crop_only=crop_only)(chunk)
+    assert calls == [2, 2, 1]
+    assert sliced.shape == whole.shape and sliced.shape[0] == 5
+    np.testing.assert_array_equal(sliced, whole)
