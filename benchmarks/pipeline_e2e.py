@@ -21,8 +21,10 @@ wrapped around the pipeline's own step methods (nothing in the pipeline changes)
 Modes: ``baseline`` reproduces the path of the previous release (the model's frames scaled up and
 pasted, no writer thread, channels_last off, no batch-norm folding, 50 DDIM steps); ``default`` is
 the pipeline as it now ships (composition at the photo's resolution, still background, writer
-thread); ``model`` is the default with the previous release's composition, so the difference
-between ``model`` and ``baseline`` frames must be 0 (equal-output changes only). Runs of a length
+thread, and ``render_precision="auto"``: the inpainting network in bfloat16 where the CPU has
+bfloat16 units); ``model`` is the default with the previous release's composition (float32), so
+the difference between ``model`` and ``baseline`` frames must be 0 (equal-output changes only);
+``float32`` is the default with the renderer in float32 on every CPU (the default before "auto"). Runs of a length
 use the same seed and speech and are interleaved, so a burst of load hits them alike.
 ``--weights NAME=DIR ...`` runs every mode with each pipeline folder (e.g. the bundled weights
 beside a renderer trained at another resolution; ``NAME=git:REV`` takes weights/ as committed at
@@ -62,6 +64,8 @@ MODES = {
     # the default plus NHWC activations: measured, default only where it is faster
     "channels_last": {"channels_last": True, "fold_batchnorm": False, "background_encoding": True, "steps": None,
                       "composition": "native"},
+    # the default with the renderer in float32 wherever it runs (the path before render_precision="auto")
+    "float32": {"render_precision": "float32"},
 }
 
 
@@ -185,7 +189,9 @@ def run_once(mode: str, photo: Path, speech: Path, out: Path, seed: int,
     pipe.set_progress_bar_config(disable=True)
     settings = MODES[mode]
     steps = settings.get("steps")
-    if settings:
+    if "render_precision" in settings:
+        pipe.render_precision = settings["render_precision"]
+    elif settings:
         pipe.frame_renderer = Renderer(pipe.renderer, channels_last=settings["channels_last"],
                                        fold_batchnorm=settings["fold_batchnorm"])
         pipe.background_encoding = settings["background_encoding"]
@@ -261,7 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     modes = ["baseline"] if args.baseline else args.modes
     runs_of = []
     torch.set_num_threads(args.threads)
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); torch {torch.__version__}, "
+    from tps.render import native_bfloat16
+
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs, bfloat16 units: "
+          f"{'yes' if native_bfloat16('cpu') else 'no'}); torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; load average before: {load_average()}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="pipeline_e2e_") as tmp:

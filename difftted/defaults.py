@@ -16,3 +16,9 @@ DEFAULT_RENDER_BATCH = 8
 #: Time constant of the drift removal (`difftted.motion.keypoints.remove_drift`) where pipeline.json
 #: names none: posture held longer than a few seconds is pulled back to the photo's.
 DEFAULT_DRIFT_SECONDS = 4.0
+#: Arithmetic of the renderer's inpainting network (`DiffTEDPipeline.render_precision`): "auto" takes
+#: bfloat16 where the device computes it natively (a CPU with AVX512-BF16 or AMX, a CUDA device with
+#: bfloat16), float32 elsewhere; "float32" and "bfloat16" force one.
+DEFAULT_RENDER_PRECISION = "auto"
+#: Every value `DiffTEDPipeline.render_precision` and ``generate --render-precision`` take.
+RENDER_PRECISIONS = ("auto", "float32", "bfloat16")

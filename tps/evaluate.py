@@ -315,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--interpolation", choices=("spline", "bicubic"), default="spline",
                         help="--native: the composition's resampling of the source frame (default spline; bicubic "
                              "as earlier releases)")
+    parser.add_argument("--bfloat16", action="store_true",
+                        help="--native: the inpainting network under bfloat16 autocast (Renderer(bfloat16=True))")
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -340,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
         if args.batch_size < 1:
             raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+        if args.bfloat16 and not args.native:
+            raise ValueError("--bfloat16 is measured by the native evaluation: add --native")
         model = TPSMotionModel.from_pretrained(args.weights).to(args.device).eval()
         if args.native:
             return _main_native(model, args)
@@ -370,7 +374,7 @@ def _main_native(model: TPSMotionModel, args: argparse.Namespace) -> int:
     rows = []
     for clip in _collect_clips(args.data, args.split):
         rows += evaluate_clip_native(model, to_tensor(_clip_frames(store, clip, args.max_frames)), clip.name,
-                                     args.batch_size, interpolation=args.interpolation)
+                                     args.batch_size, interpolation=args.interpolation, bfloat16=args.bfloat16)
     rows += summarize_native(rows)
     print(format_native_table(rows))
     if args.json:

@@ -63,10 +63,12 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate_clip_native(model: TPSMotionModel, frames: torch.Tensor, name: str = "clip",
-                         batch_size: int = 8, interpolation: str = "spline") -> list[NativeMetrics]:
+                         batch_size: int = 8, interpolation: str = "spline",
+                         bfloat16: bool = False) -> list[NativeMetrics]:
     """Reconstruct ``frames [T, 3, H, W]`` (native size, in [0, 1]) from the first frame, driven
     by each frame's detected keypoints (standard mode, no background transform); one
-    `NativeMetrics` row per path in `PATHS`."""
+    `NativeMetrics` row per path in `PATHS`. ``bfloat16``: the inpainting network under bfloat16
+    autocast, the keypoints and dense motion in float32, as `tps.Renderer(bfloat16=True)` renders."""
     if frames.dim() != 4 or frames.shape[0] < 1 or frames.shape[1] != 3:
         raise ValueError(f"frames must be [T, 3, H, W] with T >= 1, got {tuple(frames.shape)}")
     check_interpolation(interpolation)
@@ -83,7 +85,7 @@ def evaluate_clip_native(model: TPSMotionModel, frames: torch.Tensor, name: str 
         target = frames[start : start + batch_size].to(device)
         n = target.shape[0]
         kp_driving = model.detect(_resize(target, model_size))
-        out = model(source.expand(n, -1, -1, -1), kp_driving, kp_source.expand(n, -1, -1))
+        out = _reconstruct(model, source.expand(n, -1, -1, -1), kp_driving, kp_source.expand(n, -1, -1), bfloat16)
         flow = relative_flow(out["deformation"], rest["deformation"])
         predictions = {
             "upscaled": _resize(out["prediction"], native_size),
@@ -99,6 +101,18 @@ def evaluate_clip_native(model: TPSMotionModel, frames: torch.Tensor, name: str 
             values[path]["sharpness"] += (laplacian_variance(prediction) / reference).tolist()
     return [NativeMetrics(name, path, frames.shape[0], int(native_size[0]),
                           **{k: float(np.mean(v)) for k, v in values[path].items()}) for path in PATHS]
+
+
+def _reconstruct(model: TPSMotionModel, source: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor,
+                 bfloat16: bool) -> dict:
+    """``model(source, kp_driving, kp_source)``, with the inpainting network autocast to bfloat16
+    when asked (its outputs back in float32)."""
+    if not bfloat16:
+        return model(source, kp_driving, kp_source)
+    motion = model.dense_motion_network(source, kp_driving, kp_source)
+    with torch.autocast(source.device.type, dtype=torch.bfloat16):
+        out = model.inpainting_network(source, motion)
+    return {k: ([x.float() for x in v] if isinstance(v, list) else v.float()) for k, v in out.items()}
 
 
 def format_native_table(rows: list[NativeMetrics]) -> str:

@@ -20,8 +20,9 @@ Keypoint modes (as the official demo's ``--mode``):
 - ``"avd"``: the AVD network re-targets the driving pose onto the source identity (only for
   models that have an AVD network).
 
-Output-changing speed options (off by default; benchmarks/tps_cpu.py reports their error):
-``bfloat16`` (autocast of the inpainting network), ``channels_last`` (NHWC activations) and
+Output-changing speed options (off by default here; benchmarks/tps_cpu.py reports their error):
+``bfloat16`` (autocast of the inpainting network; ``"auto"``: where the hardware has bfloat16
+units, the difftted pipeline's default), ``channels_last`` (NHWC activations) and
 ``backend="onnxruntime"`` (the per-frame networks as ONNX Runtime sessions, `tps.onnx_backend`;
 optional packages, imported only when asked for).
 """
@@ -42,7 +43,8 @@ from tps.inpainting import deform_input
 from tps.model import TPSMotionModel
 from tps.optimize import inference_copy
 
-__all__ = ["BACKENDS", "MODES", "PreparedSource", "RenderedChunk", "Renderer", "relative_keypoints", "official_render"]
+__all__ = ["BACKENDS", "MODES", "PreparedSource", "RenderedChunk", "Renderer", "native_bfloat16", "relative_keypoints",
+           "official_render"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,23 @@ BACKENDS = ("torch", "onnxruntime", "auto")
 # Keypoints live in [-1, 1]; relative motion may leave it a little. Values past this bound mean
 # the caller passed pixel coordinates or garbage, which the TPS fit would silently accept.
 KEYPOINT_LIMIT = 4.0
+
+
+def native_bfloat16(device: torch.device | str) -> bool:
+    """True where ``device`` computes bfloat16 in hardware: a CPU with AVX512-BF16 or AMX-BF16
+    instructions (`torch.cpu.get_capabilities`), a CUDA device for which
+    `torch.cuda.is_bf16_supported` holds; False elsewhere (other CPUs emulate bfloat16, slower
+    than float32)."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        try:
+            capabilities = torch.cpu.get_capabilities()
+        except (AttributeError, RuntimeError):  # older torch: no capability query, so no claim
+            return False
+        return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return False
 
 
 @dataclass(frozen=True)
@@ -167,9 +186,17 @@ class Renderer:
             script timing `render`, min of 4 interleaved runs), and GPUs want batches.
             benchmarks/tps_cpu.py prints both. The frames are the same either way (0 difference
             measured); chunks are yielded ``batch_size`` frames at a time either way.
-        bfloat16: run the inpainting network under bfloat16 autocast (the dense motion stays
-            float32); faster on CPUs with AVX512-BF16/AMX but changes the output (see the
-            benchmark's options table); off by default.
+        bfloat16: run the inpainting network under bfloat16 autocast (the keypoints and the
+            dense motion, whose flow places every pixel, stay float32). ``True``, ``False``
+            (default here: the official numerics) or ``"auto"``: on where the device computes
+            bfloat16 natively (`native_bfloat16`: a CPU with AVX512-BF16 or AMX-BF16, a CUDA
+            device with bfloat16 support), decided per render. It changes the generated
+            pixels by float rounding only: the decoder's output moved by at most 1e-3 with the
+            bundled weights (under half a uint8 step; only pixels the source does not show
+            come from the decoder), while an AMD EPYC with AVX512-BF16 rendered the bundled
+            256x256 renderer 1.4x faster (benchmarks/tps_cpu.py's options table). CPUs without
+            bfloat16 units emulate it and are slower (an Intel Xeon measured 388 against 231
+            ms/frame), which is why ``"auto"`` asks the CPU.
         channels_last: NHWC activations (changes the output by float rounding only, but
             oneDNN picks other kernels; off by default, measured by benchmarks/tps_cpu.py).
         backend: ``"torch"`` (default), ``"onnxruntime"`` or ``"auto"``. ``"onnxruntime"``:
@@ -205,7 +232,7 @@ class Renderer:
         *,
         fast: bool = True,
         compute_batch: int | None = None,
-        bfloat16: bool = False,
+        bfloat16: bool | str = False,
         channels_last: bool = False,
         fold_batchnorm: bool = False,
         backend: str = "torch",
@@ -221,7 +248,9 @@ class Renderer:
         self.compute_batch = compute_batch
         self.model = model.eval()
         self.fast = bool(fast)
-        self.bfloat16 = bool(bfloat16)
+        if bfloat16 not in (True, False, "auto"):
+            raise ValueError(f"bfloat16 must be True, False or 'auto', got {bfloat16!r}")
+        self.bfloat16: bool | str = bfloat16 if bfloat16 == "auto" else bool(bfloat16)
         self.channels_last = bool(channels_last)
         self.fold_batchnorm = bool(fold_batchnorm)
         if backend not in BACKENDS:
@@ -235,7 +264,7 @@ class Renderer:
         self.onnx_cache_dir = onnx_cache_dir
         self._onnx = None
         if backend == "onnxruntime":
-            if self.bfloat16 or self.channels_last:
+            if self.bfloat16 is True or self.channels_last:
                 raise ValueError("backend='onnxruntime' runs float32 NCHW graphs: bfloat16 and channels_last must be off")
             self._onnx_backend()  # fails now, naming the package, when it is not installed
 
@@ -252,12 +281,19 @@ class Renderer:
             if device.type != "cpu":
                 raise ValueError(f"backend='onnxruntime' runs on the CPU; the model is on {device}")
             return "onnxruntime"
-        if self.backend == "auto" and device.type == "cpu" and not (self.bfloat16 or self.channels_last):
+        if self.backend == "auto" and device.type == "cpu" and not (self.bfloat16_for(device) or self.channels_last):
             from tps.onnx_backend import available
 
             if available():
                 return "onnxruntime"
         return "torch"
+
+    def bfloat16_for(self, device: torch.device) -> bool:
+        """Whether renders on ``device`` autocast the inpainting network to bfloat16 (resolves
+        ``"auto"`` with `native_bfloat16`; the ONNX Runtime backend always runs float32)."""
+        if self.backend == "onnxruntime":
+            return False
+        return native_bfloat16(device) if self.bfloat16 == "auto" else bool(self.bfloat16)
 
     def default_compute_batch(self, device: torch.device, batch_size: int) -> int:
         """Frames per network call when ``compute_batch`` is None (see the class docstring)."""
@@ -282,7 +318,7 @@ class Renderer:
         with contextlib.ExitStack() as stack:
             stack.enter_context(torch.inference_mode())
             stack.enter_context(subpixel_upsampling(self.model, self.fast))
-            if self.bfloat16 and not motion:
+            if not motion and self.bfloat16_for(self.device):
                 stack.enter_context(torch.autocast(self.device.type, dtype=torch.bfloat16))
             yield
 

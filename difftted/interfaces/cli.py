@@ -15,7 +15,7 @@ import secrets
 import time
 from pathlib import Path
 
-from difftted.defaults import DEFAULT_MAX_SIDE, DEFAULT_RENDER_BATCH
+from difftted.defaults import DEFAULT_MAX_SIDE, DEFAULT_RENDER_BATCH, DEFAULT_RENDER_PRECISION, RENDER_PRECISIONS
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="native composition's resampling of the photo: auto (default: spline for crops up to "
                              "1024 px, bicubic above), spline (the photo upsampled 2x by its quintic spline once, "
                              "then bicubic: sharper, costlier on large photos) or bicubic (earlier releases)")
+    parser.add_argument("--render-precision", choices=RENDER_PRECISIONS, default=DEFAULT_RENDER_PRECISION,
+                        help="arithmetic of the renderer's inpainting network: auto (default: bfloat16 where the "
+                             "CPU or GPU has bfloat16 units, else float32), float32, or bfloat16 (changes the "
+                             "generated pixels by float rounding only; slower on CPUs without bfloat16 units)")
     parser.add_argument("--still-background", action=argparse.BooleanOptionalAction, default=True,
                         help="keep the photo's pixels wherever the person is not (native composition; default on)")
     parser.add_argument("--weights", default=None,
@@ -124,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     pipe = DiffTEDPipeline.from_pretrained(weights, device=device)
     pipe.set_progress_bar_config(disable=args.quiet)
+    pipe.render_precision = args.render_precision
     generator = torch.Generator(device=device).manual_seed(seed)
     result = pipe(photo, speech, num_inference_steps=args.steps, guidance_scale=args.guidance,
                   generator=generator, fps=args.fps, motion_scale=args.motion_scale, part_scales=part_scales,

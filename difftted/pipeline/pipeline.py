@@ -35,7 +35,7 @@ from PIL import Image
 from difftted.audio.features import AudioFeatureConfig, AudioFeatureExtractor
 from difftted.audio.speech import AudioInput, Speech, load_speech
 from difftted.defaults import (DEFAULT_DRIFT_SECONDS, DEFAULT_GUIDANCE_SCALE, DEFAULT_MAX_SIDE, DEFAULT_RENDER_BATCH,
-                               DEFAULT_STEPS)
+                               DEFAULT_RENDER_PRECISION, DEFAULT_STEPS, RENDER_PRECISIONS)
 from difftted.motion.keypoints import KeypointStats, MotionCoding, remove_drift
 from difftted.motion.sampling import sample_motion
 from difftted.pipeline.composition import COMPOSITIONS, Composition, FrameComposer, resolve_interpolation
@@ -47,6 +47,9 @@ from difftted.pipeline.person import CropBox, ImageInput, crop_to_tensor, find_c
 from tps.render import PreparedSource, RenderedChunk, Renderer
 
 logger = logging.getLogger(__name__)
+
+#: What each of `RENDER_PRECISIONS` sets `tps.Renderer`'s ``bfloat16`` to.
+_RENDER_BFLOAT16: dict[str, bool | str] = {"auto": "auto", "float32": False, "bfloat16": True}
 
 
 @dataclass
@@ -126,7 +129,8 @@ class DiffTEDPipeline:
         self.drift_seconds = float(drift_seconds)
         self.keypoint_source = keypoint_source
         self.audio_features = AudioFeatureExtractor(self.audio_config)
-        self.frame_renderer = Renderer(self.renderer)  # tps.Renderer over the TPS model `renderer`
+        #: tps.Renderer over the TPS model `renderer` (set `render_precision` to rebuild it)
+        self.frame_renderer = Renderer(self.renderer, bfloat16=_RENDER_BFLOAT16[DEFAULT_RENDER_PRECISION])
         #: encode in a worker thread while the next chunk renders (the same file either way)
         self.background_encoding = True
         self._progress_bar_config: dict[str, Any] = {}
@@ -135,6 +139,23 @@ class DiffTEDPipeline:
     def offset_stats(self) -> KeypointStats | None:
         """The offset statistics of a ``"source_offset"`` denoiser, else None (`motion_coding`'s)."""
         return self.motion_coding.offset_stats
+
+    @property
+    def render_precision(self) -> str:
+        """The inpainting network's arithmetic, one of `RENDER_PRECISIONS`: ``"auto"`` (default:
+        bfloat16 autocast where the device computes bfloat16 natively, `tps.render.native_bfloat16`,
+        else float32), ``"float32"`` or ``"bfloat16"``. The keypoints and the flow are float32
+        always; bfloat16 moves only the generated pixels, by float rounding (at most 1e-3 with the
+        bundled weights, under half a uint8 step). Setting it rebuilds `frame_renderer` with the
+        default options."""
+        value = self.frame_renderer.bfloat16
+        return "auto" if value == "auto" else ("bfloat16" if value else "float32")
+
+    @render_precision.setter
+    def render_precision(self, value: str) -> None:
+        if value not in RENDER_PRECISIONS:
+            raise ValueError(f"render_precision must be one of {RENDER_PRECISIONS}, got {value!r}")
+        self.frame_renderer = Renderer(self.renderer, bfloat16=_RENDER_BFLOAT16[value])
 
     # ------------------------------------------------------------------------------ plumbing
     @classmethod

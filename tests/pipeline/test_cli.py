@@ -55,6 +55,7 @@ CASES = {
     "bad part scale": ({"--head-scale": "-1"}, "--head-scale"),
     "part scale, detector weights": ({"--arms-scale": "1.5"}, "--arms-scale"),
     "bad interpolation": ({"--interpolation": "lanczos"}, "--interpolation"),
+    "bad render precision": ({"--render-precision": "float16"}, "--render-precision"),
 }
 
 
@@ -165,3 +166,23 @@ def test_part_scales_with_body_weights_write_the_video(files, body_pipeline_dir,
     assert out.is_file() and "wrote" in capsys.readouterr().out
     argv = _argv(files, {"--audio": str(speech_path), "--out": str(files["dir"] / "ones.mp4"), "--steps": "2"})[3:]
     assert main(argv + ["--crop", "--head-scale", "1", "--interpolation", "bicubic"]) == 0  # the earlier warp
+
+
+def test_render_precision_reaches_the_pipeline(files, tone_path, monkeypatch, capsys):
+    """--render-precision sets `DiffTEDPipeline.render_precision` before the call."""
+    from difftted.__main__ import main
+    from difftted.pipeline import DiffTEDPipeline
+
+    seen = []
+    original = DiffTEDPipeline.__call__
+
+    def spy(self, *args, **kwargs):
+        seen.append((self.render_precision, self.frame_renderer.bfloat16))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DiffTEDPipeline, "__call__", spy)
+    for precision in ("float32", "bfloat16", "auto"):
+        argv = _argv(files, {"--out": str(files["dir"] / f"{precision}.mp4"), "--steps": "2", "--seed": "0"})[3:]
+        assert main(argv + ["--crop", "--render-precision", precision]) == 0
+    assert seen == [("float32", False), ("bfloat16", True), ("auto", "auto")]
+    assert capsys.readouterr().out.count("wrote") == 3

@@ -179,3 +179,29 @@ def test_relative_motion_starts_at_the_photo_and_is_a_saved_default(tmp_path, to
     loaded.set_progress_bar_config(disable=True)
     np.testing.assert_allclose(loaded(photo, tone_path, generator=_gen(3), **kwargs).keypoints, rel.keypoints,
                                atol=1e-6)
+
+
+def test_render_precision_selects_the_renderers_arithmetic(make_tiny_pipeline, tone_path, monkeypatch):
+    """"auto" (the default) is bfloat16 on a CPU with bfloat16 units and float32 without; forcing
+    either gives that path's frames whatever the CPU; a bad value is named."""
+    pipe = make_tiny_pipeline()
+    assert pipe.render_precision == "auto"
+    photo = data.astronaut()
+
+    def frames(precision: str | None = None) -> np.ndarray:
+        if precision is not None:
+            pipe.render_precision = precision
+        return pipe(photo, tone_path, generator=_gen(0), output="crop", composition="model").frames
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": False, "amx_bf16": False})
+    auto_plain = frames()
+    float32, bfloat16 = frames("float32"), frames("bfloat16")
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True, "amx_bf16": False})
+    assert frames("float32").tobytes() == float32.tobytes()  # forced: the CPU does not matter
+    auto_units = frames("auto")
+    assert auto_plain.tobytes() == float32.tobytes() and auto_units.tobytes() == bfloat16.tobytes()
+    assert float32.tobytes() != bfloat16.tobytes()
+    # float rounding of the generated pixels only: no uint8 value moves by more than a few steps
+    assert np.abs(float32.astype(np.int16) - bfloat16.astype(np.int16)).max() <= 8
+    with pytest.raises(ValueError, match=r"render_precision must be one of .*'float16'"):
+        pipe.render_precision = "float16"

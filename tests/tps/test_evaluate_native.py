@@ -42,3 +42,30 @@ def test_laplacian_variance_ranks_sharpness():
         evaluate_clip_native(TPSMotionModel.from_config("tiny-64"), torch.zeros(3, 64, 64))
     with pytest.raises(ValueError, match="interpolation"):
         evaluate_clip_native(TPSMotionModel.from_config("tiny-64"), torch.zeros(2, 3, 64, 64), interpolation="cubic")
+
+
+def test_bfloat16_reconstruction_is_the_renderers_and_close_to_float32(model):
+    """``bfloat16=True`` measures what `Renderer(bfloat16=True)` renders: the upscaled path equals
+    the renderer's frames, and moves from float32 by float rounding only."""
+    from tps.render import Renderer
+
+    frames = torch.cat([astronaut(64), astronaut(64).roll(2, dims=-1), astronaut(64).roll(-2, dims=-2)])
+    rows = {b: {r.path: r for r in evaluate_clip_native(model, frames, "clip", batch_size=3, bfloat16=b)}
+            for b in (False, True)}
+    assert rows[True]["upscaled"].psnr != rows[False]["upscaled"].psnr  # it did run in bfloat16
+    for path in PATHS:
+        assert rows[True][path].psnr == pytest.approx(rows[False][path].psnr, abs=0.5)
+    renderer = Renderer(model, bfloat16=True, fast=False)
+    prepared = renderer.prepare(frames[:1])
+    with torch.no_grad():
+        rendered = renderer.render(prepared, model.detect(frames), progress=False).clamp(0, 1)
+    from tps.evaluate import psnr
+
+    assert psnr(rendered, frames).mean().item() == pytest.approx(rows[True]["upscaled"].psnr, abs=1e-3)
+
+
+def test_bfloat16_flag_needs_native(capsys):
+    from tps.evaluate import main
+
+    assert main(["--weights", "nowhere", "--data", "nothing.mp4", "--bfloat16"]) == 2
+    assert "--bfloat16" in capsys.readouterr().err

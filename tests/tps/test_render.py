@@ -245,3 +245,38 @@ def test_default_compute_batch_depends_on_device_and_model_size() -> None:
     assert small.default_compute_batch(cpu, 8) == 8
     assert large.default_compute_batch(cpu, 8) == 1
     assert large.default_compute_batch(cuda, 8) == 8
+
+
+@pytest.mark.parametrize("capabilities, expected", [
+    ({"avx512_bf16": True, "amx_bf16": False}, True),
+    ({"avx512_bf16": False, "amx_bf16": True}, True),
+    ({"avx512_bf16": False, "amx_bf16": False}, False),  # emulated bfloat16 is slower than float32
+    ({}, False),
+])
+def test_native_bfloat16_asks_the_cpu(monkeypatch: pytest.MonkeyPatch, capabilities: dict, expected: bool) -> None:
+    from tps.render import native_bfloat16
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    assert native_bfloat16("cpu") is expected
+    assert native_bfloat16(torch.device("meta")) is False
+
+
+@pytest.mark.parametrize("has_units", [True, False], ids=["bf16-cpu", "plain-cpu"])
+def test_bfloat16_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch, model: TPSMotionModel,
+                                            source: torch.Tensor, kp_driving: torch.Tensor, has_units: bool) -> None:
+    """``bfloat16="auto"`` renders exactly as ``True`` on a CPU with bfloat16 units and exactly as
+    ``False`` without; the two differ (so which one ran is visible in the frames)."""
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": has_units, "amx_bf16": False})
+    frames = {}
+    for option in ("auto", True, False):
+        renderer = Renderer(model, bfloat16=option)
+        frames[option] = renderer.render(renderer.prepare(source), kp_driving, batch_size=4, progress=False)
+    assert Renderer(model, bfloat16="auto").bfloat16_for(torch.device("cpu")) is has_units
+    assert torch.equal(frames["auto"], frames[has_units])
+    assert (frames[True] - frames[False]).abs().max() > 0
+
+
+@pytest.mark.parametrize("value", ["yes", "bf16", 2, None])
+def test_bfloat16_rejects_other_values(model: TPSMotionModel, value: object) -> None:
+    with pytest.raises(ValueError, match=r"bfloat16 must be True, False or 'auto'"):
+        Renderer(model, bfloat16=value)
