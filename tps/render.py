@@ -191,10 +191,11 @@ class Renderer:
             (default here: the official numerics) or ``"auto"``: on where the device computes
             bfloat16 natively (`native_bfloat16`: a CPU with AVX512-BF16 or AMX-BF16, a CUDA
             device with bfloat16 support), decided per render. It changes the generated
-            pixels by float rounding only: the decoder's output moved by at most 1e-3 with the
-            bundled weights (under half a uint8 step; only pixels the source does not show
-            come from the decoder), while an AMD EPYC with AVX512-BF16 rendered the bundled
-            256x256 renderer 1.4x faster (benchmarks/tps_cpu.py's options table). CPUs without
+            pixels by float rounding only: the render moved by at most 1.8e-3 with the bundled
+            weights (benchmarks/tps_cpu.py's options table; under half a uint8 step, and only
+            pixels the source does not show come from the decoder), while an AMD EPYC with
+            AVX512-BF16 rendered them 1.16-1.26x faster (214 -> 170 ms/frame,
+            benchmarks/pipeline_e2e.py --modes float32 default). CPUs without
             bfloat16 units emulate it and are slower (an Intel Xeon measured 388 against 231
             ms/frame), which is why ``"auto"`` asks the CPU.
         channels_last: NHWC activations (changes the output by float rounding only, but
