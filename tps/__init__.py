@@ -30,6 +30,8 @@ _EXPORTS = {
     "KPDetector": "tps.keypoint_detector",
     "TPSMotionModel": "tps.model",
     "flops_per_frame": "tps.model",
+    "Part": "tps.parts",
+    "PartLayout": "tps.parts",
     "PreparedSource": "tps.render",
     "Renderer": "tps.render",
     "resnet18": "tps.resnet",
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from tps.inpainting import InpaintingNetwork
     from tps.keypoint_detector import BGMotionPredictor, KPDetector
     from tps.model import TPSMotionModel, flops_per_frame
+    from tps.parts import Part, PartLayout
     from tps.render import PreparedSource, Renderer
     from tps.resnet import resnet18
     from tps.transform import TPS, make_coordinate_grid
@@ -72,6 +75,8 @@ __all__ = [
     "InpaintingNetwork",
     "KPDetector",
     "PRESETS",
+    "Part",
+    "PartLayout",
     "PreparedSource",
     "Renderer",
     "ResBlock2d",

@@ -36,12 +36,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from tps.fast import subpixel_upsampling
 from tps.inpainting import deform_input
 from tps.model import TPSMotionModel
 from tps.optimize import inference_copy
+from tps.parts import PartLayout, apply_part_masks, fill_holes, ghost_mask
 
 __all__ = ["BACKENDS", "MODES", "PreparedSource", "RenderedChunk", "Renderer", "native_bfloat16", "relative_keypoints",
            "official_render"]
@@ -53,6 +55,11 @@ BACKENDS = ("torch", "onnxruntime", "auto")
 # Keypoints live in [-1, 1]; relative motion may leave it a little. Values past this bound mean
 # the caller passed pixel coordinates or garbage, which the TPS fit would silently accept.
 KEYPOINT_LIMIT = 4.0
+
+
+#: `Renderer._fill_ghosts`: the fill takes a pixel whole from this fraction of ghost on (its soft
+#: edge half-decoder would draw a light outline around every moved hand).
+GHOST_FILL_GAIN = 3.0
 
 
 def native_bfloat16(device: torch.device | str) -> bool:
@@ -225,6 +232,10 @@ class Renderer:
             networks use instance norms, which cannot be folded; the detector runs once per
             photo), and the keypoints' rounding (2.4e-7) reaches the frames at up to 3.2e-5 with
             the bundled weights, over the 1e-5 bound of the equal-output paths.
+        parts: a `tps.PartLayout` for keypoints anchored on body parts: the pixels inside each
+            part's capsule take its transform and the pixels a moved part uncovers count as
+            occluded (`tps.parts`); None (default): the network's contribution maps alone, as
+            the official model. Needs kp_source/kp_driving in the layout's keypoint order.
     """
 
     def __init__(
@@ -239,6 +250,7 @@ class Renderer:
         backend: str = "torch",
         onnx_motion: bool = False,
         onnx_cache_dir: str | None = None,
+        parts: PartLayout | None = None,
     ) -> None:
         if not isinstance(model, TPSMotionModel):
             raise TypeError(f"model must be a tps.TPSMotionModel, got {type(model).__name__}")
@@ -260,6 +272,14 @@ class Renderer:
             raise ValueError(f"onnx_motion is only used by backend='onnxruntime', got backend={backend!r}")
         if onnx_cache_dir is not None and backend == "torch":
             raise ValueError("onnx_cache_dir is only used by backend='onnxruntime' or 'auto', got backend='torch'")
+        if parts is not None:
+            if not isinstance(parts, PartLayout):
+                raise TypeError(f"parts must be a tps.PartLayout or None, got {type(parts).__name__}")
+            parts.check(model.config.num_tps)
+            if backend == "onnxruntime":
+                raise ValueError("parts draws into the dense motion's maps and fills its holes in torch: "
+                                 "backend must be 'torch' or 'auto' (which then renders in torch)")
+        self.parts = parts
         self.backend = backend
         self.onnx_motion = bool(onnx_motion)
         self.onnx_cache_dir = onnx_cache_dir
@@ -282,7 +302,8 @@ class Renderer:
             if device.type != "cpu":
                 raise ValueError(f"backend='onnxruntime' runs on the CPU; the model is on {device}")
             return "onnxruntime"
-        if self.backend == "auto" and device.type == "cpu" and not (self.bfloat16_for(device) or self.channels_last):
+        if (self.backend == "auto" and device.type == "cpu" and self.parts is None
+                and not (self.bfloat16_for(device) or self.channels_last)):
             from tps.onnx_backend import available
 
             if available():
@@ -453,7 +474,14 @@ class Renderer:
                 logits.append(dmn.maps(frame_outs[-1]))
         finest = self._layout(torch.cat([o[1] for o in outs]))
         contribution_maps = torch.softmax(torch.cat(logits), dim=1)
-        deformation = (transformations * contribution_maps.unsqueeze(-1)).sum(dim=1)
+        if self.parts is not None:  # drawn at the model's resolution: a hand is a few motion pixels wide
+            height, width = prepared.source.shape[-2:]
+            fine = dmn.transformations(kp_driving, prepared.kp_source, height, width)
+            contribution_maps, deformation = apply_part_masks(
+                self.parts, contribution_maps, fine, kp_driving, prepared.kp_source
+            )
+        else:
+            deformation = (transformations * contribution_maps.unsqueeze(-1)).sum(dim=1)
         occlusion_map = [
             torch.sigmoid(dmn.occlusion[0](self._layout(torch.cat([o[0] for o in outs])))),
             torch.sigmoid(dmn.occlusion[1](finest)),
@@ -462,7 +490,30 @@ class Renderer:
         for i, up in enumerate(dmn.up):
             features = up(features)
             occlusion_map.append(torch.sigmoid(dmn.occlusion[i + 2](features)))
-        return {"contribution_maps": contribution_maps, "deformation": deformation, "occlusion_map": occlusion_map}
+        motion = {"contribution_maps": contribution_maps, "deformation": deformation, "occlusion_map": occlusion_map}
+        if self.parts is not None:
+            # every occlusion map times 1 - ghost (at the finest map's size, area-averaged to the coarser)
+            ghost = ghost_mask(self.parts, deformation, kp_driving, prepared.kp_source,
+                               tuple(occlusion_map[-1].shape[-2:]))
+            keep = 1 - ghost
+            motion["occlusion_map"] = [
+                o * (keep if o.shape[-2:] == keep.shape[-2:] else F.adaptive_avg_pool2d(keep, o.shape[-2:]))
+                for o in occlusion_map
+            ]
+            motion["ghost"] = ghost
+        return motion
+
+    @staticmethod
+    def _fill_ghosts(out: dict, ghost: torch.Tensor) -> dict:
+        """The decoder's pixels where a moved part uncovered something (``ghost``) replaced by a
+        smooth fill from the visible pixels around (`tps.parts.fill_holes`): the decoder was never
+        trained on such holes and paints them in bright blotches."""
+        occlusion = out["occlusion_map"][-1]
+        hole = (GHOST_FILL_GAIN * ghost).clamp(max=1.0)  # a ghost's soft edge, too, is no decoder pixel
+        generated = torch.lerp(out["generated"], fill_holes(out["prediction"].float(), hole).to(out["generated"].dtype),
+                               hole.to(out["generated"].dtype))
+        prediction = out["prediction"] + (1 - occlusion) * (generated - out["generated"])
+        return {**out, "generated": generated, "prediction": prediction}
 
     def _render_onnx(self, prepared: PreparedSource, kp_driving: torch.Tensor) -> list[torch.Tensor]:
         """``[prediction, generated, deformation, finest occlusion]`` with the decoder (and with
@@ -503,6 +554,8 @@ class Renderer:
                         motion = self._dense_motion(prepared, kp)
                     with self._context():
                         out = inpainting.decode(source, prepared.encoder_maps, motion)
+                        if "ghost" in motion:
+                            out = self._fill_ghosts(out, motion["ghost"])
                         for part, value in zip(parts, [out[k] for k in keys] + [out["occlusion_map"][-1]]):
                             part.append(value.float().contiguous())
                     bar.update(len(kp))

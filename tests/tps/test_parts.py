@@ -1,0 +1,179 @@
+"""tps.parts: capsules drawn into the contribution maps, ghosts of moved parts occluded."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tps.model import TPSMotionModel
+from tps.parts import Part, PartLayout, apply_part_masks, capsule_masks, fill_holes, ghost_mask
+from tps.render import Renderer
+from tps.transform import make_coordinate_grid
+
+# A 2-transform layout on 10 keypoints: transform 0 = "torso" (keypoints 0-4, the unit is the
+# distance of keypoints 0 and 1), transform 1 = "hand" with a capsule along keypoints 5 -> 6.
+TORSO = torch.tensor([[-0.5, -0.2], [0.5, -0.2], [0.0, 0.3], [-0.3, 0.6], [0.3, 0.6]])
+HAND = torch.tensor([[-0.6, 0.2], [-0.6, 0.5], [-0.75, 0.35], [-0.45, 0.35], [-0.6, 0.65]])
+LAYOUT = PartLayout((Part(1, ((5, 6, 0.0, 1.0),), radius=0.15),), unit=(0, 1), feather=0.5)
+
+
+def keypoints(hand_shift: tuple[float, float] = (0.0, 0.0)) -> torch.Tensor:
+    return torch.cat([TORSO, HAND + torch.tensor(hand_shift)])[None]
+
+
+def transformations(kp_driving: torch.Tensor, kp_source: torch.Tensor, size: int) -> torch.Tensor:
+    from tps.dense_motion import DenseMotionNetwork
+
+    dmn = DenseMotionNetwork(8, 2, 16, num_tps=2)
+    return dmn.transformations(kp_driving, kp_source, size, size)
+
+
+def at(image: torch.Tensor, x: float, y: float) -> torch.Tensor:
+    """Value of ``image [..., H, W]`` at the grid point nearest (x, y) in [-1, 1]."""
+    h, w = image.shape[-2:]
+    return image[..., round((y + 1) / 2 * (h - 1)), round((x + 1) / 2 * (w - 1))]
+
+
+def test_capsule_is_one_on_its_axis_and_zero_far_away() -> None:
+    kp = keypoints()
+    grid = make_coordinate_grid(65, 65)[None]
+    mask = capsule_masks(LAYOUT, kp, LAYOUT.unit_length(kp), grid)[0, 0]
+    assert at(mask, -0.6, 0.35) == 1.0  # on the axis (unit 1.0, radius 0.15)
+    assert at(mask, -0.6 + 0.1, 0.35) == 1.0  # inside the solid part (radius * 0.75)
+    assert at(mask, 0.5, 0.35) == 0.0
+    assert 0.0 < at(mask, -0.6 + 0.156, 0.35) < 1.0  # the feathered edge
+
+
+def test_a_moved_hand_carries_its_pixels_and_its_old_place_is_occluded() -> None:
+    source, shift = keypoints(), (0.25, -0.1)
+    driving = keypoints(shift)
+    net = torch.zeros(1, 3, 16, 16)
+    net[:, 1] = 1.0  # the "network" gives everything to the torso transform (identity here)
+    grids = transformations(driving, source, 64)
+    maps, flow = apply_part_masks(LAYOUT, net, grids, driving, source)
+    assert maps.shape == (1, 3, 64, 64)
+    torch.testing.assert_close(maps.sum(1), torch.ones(1, 64, 64))
+    # inside the driving hand the pixel samples the source hand: p - shift (the hand's TPS is a translation)
+    x, y = -0.6 + shift[0], 0.35 + shift[1]
+    displacement = at((flow - make_coordinate_grid(64, 64)).permute(0, 3, 1, 2), x, y)[0]
+    torch.testing.assert_close(displacement, -torch.tensor(shift), atol=1e-5, rtol=0)
+    # where the hand was, the torso's identity samples the old hand: a ghost, occluded
+    ghost = ghost_mask(LAYOUT, flow, driving, source, (64, 64))[0, 0]
+    assert at(ghost, -0.6, 0.35) > 0.9
+    assert at(ghost, 0.5, -0.5) == 0.0  # far from both
+    assert at(ghost, x, y) == 0.0  # the hand at its new place is no ghost
+
+
+def test_at_the_source_pose_a_part_stays_still_and_leaves_no_ghost() -> None:
+    """The official TPS fit is regularised (not the identity at rest); the parts' refit is exact."""
+    kp = keypoints()
+    grids = transformations(kp, kp, 32)
+    assert (grids[:, 2] - make_coordinate_grid(32, 32)).abs().max() > 1e-3  # the official hand fit
+    background = F.one_hot(torch.zeros(1, 16, 16, dtype=torch.long), 3).permute(0, 3, 1, 2).float()
+    _, flow = apply_part_masks(LAYOUT, background, grids, kp, kp)
+    torch.testing.assert_close(flow, make_coordinate_grid(32, 32)[None], atol=1e-5, rtol=0)
+    assert ghost_mask(LAYOUT, flow, kp, kp, (32, 32)).max() < 1e-4
+
+
+def test_a_part_sampling_off_the_image_is_occluded() -> None:
+    source = keypoints((0.0, 0.6))  # the hand reaching below the frame in the photo (wrist in view)
+    driving = keypoints((0.0, 0.0))  # raised into view
+    net = F.one_hot(torch.ones(1, 16, 16, dtype=torch.long), 3).permute(0, 3, 1, 2).float()
+    grids = transformations(driving, source, 64)
+    _, flow = apply_part_masks(LAYOUT, net, grids, driving, source)
+    ghost = ghost_mask(LAYOUT, flow, driving, source, (64, 64))[0, 0]
+    assert at(ghost, -0.6, 0.45) == 1.0  # samples y = 1.05: off the source image
+
+
+def test_a_part_the_photo_does_not_show_stays_with_the_network() -> None:
+    source = keypoints((0.0, 1.2))  # the whole hand below the frame
+    driving = keypoints((0.0, 0.0))
+    net = torch.full((1, 3, 16, 16), 1 / 3)
+    maps, _ = apply_part_masks(LAYOUT, net, transformations(driving, source, 32), driving, source)
+    torch.testing.assert_close(maps[:, 2], torch.zeros(1, 32, 32))  # the hand's channel: nothing
+    torch.testing.assert_close(maps[:, 0], torch.full((1, 32, 32), 2 / 3))  # its share went to the background
+
+
+def test_holes_are_filled_from_their_surroundings() -> None:
+    image = torch.zeros(1, 3, 32, 32)
+    image[:, 0, :, :16] = 1.0  # red left half, black right half
+    image[:, :, 10:20, 10:14] = torch.tensor([0.0, 0.0, 1.0])[:, None, None]  # a blue "hand" in the red
+    hole = torch.zeros(1, 1, 32, 32)
+    hole[:, :, 9:21, 9:15] = 1.0
+    filled = fill_holes(image, hole)
+    torch.testing.assert_close(filled[hole.expand_as(filled) == 0], image[hole.expand_as(image) == 0])
+    centre = filled[0, :, 15, 11]
+    assert centre[0] > 0.8 and centre[2] < 0.05  # red like around it, no blue left
+
+
+def test_layers_later_parts_cover_earlier_ones() -> None:
+    layout = PartLayout((Part(0, ((0, 1, 0.0, 1.0),), 0.3), Part(1, ((5, 6, 0.0, 1.0),), 0.3)), unit=(0, 1))
+    kp = keypoints()
+    kp[:, 5:7] = kp[:, 0:2]  # both capsules on the same axis
+    maps, _ = apply_part_masks(layout, torch.full((1, 3, 8, 8), 1 / 3), transformations(kp, kp, 32), kp, kp)
+    assert at(maps[0, 2], 0.0, -0.2) == 1.0 and at(maps[0, 1], 0.0, -0.2) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Part(-1, ((0, 1, 0.0, 1.0),), 0.1), "transform"),
+        (lambda: Part(0, (), 0.1), "segments"),
+        (lambda: Part(0, ((0, 1),), 0.1), "(i, j, t0, t1)"),
+        (lambda: Part(0, ((0, 1, 0.0, 1.0),), 0.0), "radius"),
+        (lambda: PartLayout((), (0, 1)), "at least one"),
+        (lambda: PartLayout((Part(0, ((0, 1, 0, 1),), 0.1), Part(0, ((2, 3, 0, 1),), 0.1)), (0, 1)), "distinct"),
+        (lambda: PartLayout((Part(0, ((0, 1, 0, 1),), 0.1),), (0, 0)), "unit"),
+        (lambda: PartLayout((Part(0, ((0, 1, 0, 1),), 0.1),), (0, 1), feather=0.0), "feather"),
+    ],
+)
+def test_bad_layouts_are_named(make, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        make()
+
+
+def test_a_layout_must_fit_the_model() -> None:
+    model = TPSMotionModel.from_config("tiny-64")  # 10 transforms, 50 keypoints
+    too_far = PartLayout((Part(3, ((0, 77, 0.0, 1.0),), 0.1),), unit=(0, 1))
+    with pytest.raises(ValueError, match="keypoints outside 0..49"):
+        Renderer(model, parts=too_far)
+    with pytest.raises(TypeError, match="PartLayout"):
+        Renderer(model, parts={"hand": 6})
+    with pytest.raises(ValueError, match="backend must be 'torch' or 'auto'"):
+        Renderer(model, parts=PartLayout((Part(3, ((0, 1, 0.0, 1.0),), 0.1),), unit=(0, 1)), backend="onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def model() -> TPSMotionModel:
+    torch.manual_seed(0)
+    return TPSMotionModel.from_config("tiny-64").eval()
+
+
+def test_renderer_with_parts_moves_the_hand_and_keeps_the_rest_pose(model: TPSMotionModel) -> None:
+    """A tiny random renderer: at the source's keypoints the hand's pixels stay where they are;
+    with the hand's keypoints moved, they follow them, and its old place is left to the decoder."""
+    from skimage import data
+
+    source = F.interpolate(torch.from_numpy(data.astronaut()).permute(2, 0, 1)[None].float() / 255,
+                           size=(64, 64), mode="area")
+    kp = model.detect(source).detach()
+    # transform 6 ("hand") a capsule along its first two keypoints, the unit keypoints 0 and 1
+    layout = PartLayout((Part(6, ((30, 31, 0.0, 1.0),), radius=0.2),), unit=(0, 1))
+    kp[:, 30:35] = torch.tensor([[-0.3, 0.1], [-0.3, 0.4], [-0.4, 0.25], [-0.2, 0.25], [-0.3, 0.5]])
+    unit = (kp[0, 0] - kp[0, 1]).norm()
+    parted = Renderer(model, parts=layout)
+    prepared = parted.prepare(source, kp)
+    moved = kp.clone()
+    moved[:, 30:35] += torch.tensor([0.3, 0.0])
+    rest, chunk = parted.iter_render_maps(prepared, torch.cat([kp, moved]), batch_size=1, progress=False)
+    identity = make_coordinate_grid(64, 64)[None]
+    core = capsule_masks(layout, kp, layout.unit_length(kp), identity)[0, 0] == 1  # the solid capsule
+    assert core.sum() > 20
+    torch.testing.assert_close(rest.deformation[0][core], identity[0][core], atol=1e-5, rtol=0)
+    assert chunk.deformation.shape == (1, 64, 64, 2)  # drawn at the model's resolution
+    x, y = -0.3 + 0.3, 0.25
+    displacement = at((chunk.deformation - make_coordinate_grid(64, 64)).permute(0, 3, 1, 2), x, y)[0]
+    assert float(unit) * 0.2 > 0.03  # the probe lies well inside the capsule
+    torch.testing.assert_close(displacement, torch.tensor([-0.3, 0.0]), atol=2e-3, rtol=0)
+    assert at(chunk.occlusion[0, 0], -0.3, 0.25) < 0.05  # the hand's old place: a ghost, occluded

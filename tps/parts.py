@@ -1,0 +1,272 @@
+"""Part masks: contribution maps drawn from the keypoints where the transforms are body parts.
+
+A dense motion network decides, per pixel, which TPS transform moves it (the contribution maps).
+For learned keypoints that is the only way. For keypoints anchored on body parts (an arm's
+transform has its points along the arm) the geometry already says which pixels belong to which
+transform, and a network that was never taught to give a hand's pixels to the hand's transform
+(a renderer trained on little footage of moving hands gives them none) leaves the hands still
+however the keypoints move. A `PartLayout` fixes that without training:
+
+* each `Part` is a *capsule* (the union of line segments between keypoints, thickened by a
+  radius measured in a unit length: the source's distance between two named keypoints, e.g. the
+  shoulders) around its transform's driving keypoints;
+* the parts are layered bottom to top (a hand over its forearm over its upper arm); a pixel
+  inside a part takes that part's transform, the network's contribution maps keep the rest
+  (their weight on the parts' own transforms moves to the background transform);
+* **ghosts**: where a part has moved away, the pixels it uncovers would sample the part's old
+  pixels through the transform of what lies under it (the torso), and show the arm twice. A
+  pixel that samples the *source* part's capsule while lying outside every *driving* part
+  capsule is marked occluded (``occlusion *= 1 - ghost``), and so is a pixel whose part samples
+  outside the source image (a hand raised into view from below the frame): the inpainting
+  network's pixels there are replaced by a smooth fill from the visible pixels around
+  (`fill_holes`: the decoder, never trained on such holes, paints them in bright blotches).
+* a part whose capsule lies wholly outside the source image (hands below a head-and-shoulders
+  photo) is left to the network (`active_parts`): there are no pixels of it to move.
+
+At the source's own pose (driving = source keypoints) the parts' transforms, refitted to
+interpolate their keypoints (`PART_REGULARISATION`), are the identity, and the ghost term
+vanishes (a pixel samples itself, and the union of the driving capsules covers it at least as
+much as any one source capsule); the network's own transforms keep the official fit's small rest
+offset, which composition at the photo's resolution removes (`tps.compose.relative_flow`). `tps`
+stays free of body semantics: the layout (which keypoints, which radii) is data from the caller
+(difftted's body table builds one: `difftted.motion.body_keypoints.part_layout`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from tps.transform import TPS, make_coordinate_grid
+
+__all__ = ["Part", "PartLayout", "capsule_masks", "apply_part_masks", "ghost_mask", "fill_holes",
+           "PART_REGULARISATION"]
+
+#: The parts' TPS are refitted with this regularisation instead of the official 0.01 (which the
+#: network's own transforms keep, as trained): 0.01 on a hand's tight cluster of points leaves
+#: the fit at the source's own pose up to ~0.06 (8 pixels at 256) away from the identity; a fit
+#: that interpolates its points keeps a part still at rest and moves it by exactly its keypoints.
+PART_REGULARISATION = 1e-6
+
+
+@dataclass(frozen=True)
+class Part:
+    """One body part: the TPS transform that moves it and the capsule that covers it.
+
+    transform: index of the TPS transform (0 .. K-1; channel ``transform + 1`` of the contribution
+        maps, channel 0 being the background).
+    segments: ``(i, j, t0, t1)`` per capsule axis: from ``kp[i] + t0 (kp[j] - kp[i])`` to
+        ``kp[i] + t1 (kp[j] - kp[i])`` (``kp`` the K*5 keypoints; ``t0 = 0, t1 = 1`` is the whole
+        segment; ``i == j`` is a disc around one keypoint).
+    radius: the capsule's radius in units of `PartLayout.unit` (> 0).
+    occludes: whether pixels that sample this part's source capsule from outside every driving
+        part count as occluded (see the module doc). Off for parts that only deform in place
+        (a jaw) and never uncover anything.
+    """
+
+    transform: int
+    segments: tuple[tuple[int, int, float, float], ...]
+    radius: float
+    occludes: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.transform, int) or self.transform < 0:
+            raise ValueError(f"Part.transform must be an int >= 0, got {self.transform!r}")
+        if not self.segments:
+            raise ValueError("Part.segments must name at least one segment")
+        for seg in self.segments:
+            if len(seg) != 4:
+                raise ValueError(f"Part.segments entries must be (i, j, t0, t1), got {seg!r}")
+        if not self.radius > 0:
+            raise ValueError(f"Part.radius must be > 0, got {self.radius!r}")
+
+
+@dataclass(frozen=True)
+class PartLayout:
+    """Parts bottom to top (a later part covers an earlier one where both claim a pixel).
+
+    unit: two keypoint indices; their distance in the *source* keypoints is the length the radii
+        are measured in (one number per item, the same for source and driving capsules, so a
+        part keeps its thickness as it moves).
+    feather: the width of a capsule's soft edge as a fraction of its radius: the mask falls
+        from 1 at ``radius * (1 - feather / 2)`` to 0 at ``radius * (1 + feather / 2)``.
+    """
+
+    parts: tuple[Part, ...]
+    unit: tuple[int, int]
+    feather: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.parts:
+            raise ValueError("PartLayout.parts must hold at least one Part")
+        transforms = [p.transform for p in self.parts]
+        if len(set(transforms)) != len(transforms):
+            raise ValueError(f"PartLayout.parts must own distinct transforms, got {transforms}")
+        if len(self.unit) != 2 or self.unit[0] == self.unit[1]:
+            raise ValueError(f"PartLayout.unit must be two different keypoint indices, got {self.unit!r}")
+        if not 0 < self.feather <= 2:
+            raise ValueError(f"PartLayout.feather must be in (0, 2], got {self.feather!r}")
+
+    def check(self, num_tps: int) -> None:
+        """ValueError unless every index fits a model with ``num_tps`` transforms."""
+        num_kp = 5 * num_tps
+        for p in self.parts:
+            if p.transform >= num_tps:
+                raise ValueError(f"part transform {p.transform} does not exist: the model has {num_tps} transforms")
+            for i, j, _, _ in p.segments:
+                if not (0 <= i < num_kp and 0 <= j < num_kp):
+                    raise ValueError(f"part segment ({i}, {j}) names keypoints outside 0..{num_kp - 1}")
+        if not all(0 <= u < num_kp for u in self.unit):
+            raise ValueError(f"PartLayout.unit {self.unit} names keypoints outside 0..{num_kp - 1}")
+
+    def unit_length(self, kp_source: torch.Tensor) -> torch.Tensor:
+        """``[B|1, N, 2] -> [B|1]``: the source's distance between the two ``unit`` keypoints."""
+        a, b = self.unit
+        return (kp_source[:, a] - kp_source[:, b]).norm(dim=-1).clamp(min=1e-3)
+
+
+def capsule_masks(layout: PartLayout, kp: torch.Tensor, unit: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Soft part membership of ``points`` for the capsules around ``kp``.
+
+    layout: the parts; kp: ``[B, N, 2]`` keypoints (x, y) in [-1, 1]; unit: ``[B]`` or ``[1]``
+    lengths (`PartLayout.unit_length`); points: ``[B|1, H, W, 2]`` positions (x, y). Returns
+    ``[B, P, H, W]`` in [0, 1], one channel per part in layout order (not layered).
+    """
+    b = max(kp.shape[0], points.shape[0])
+    out = []
+    for part in layout.parts:
+        dist = None
+        for i, j, t0, t1 in part.segments:
+            a = kp[:, i] + t0 * (kp[:, j] - kp[:, i])  # [B, 2]
+            e = kp[:, i] + t1 * (kp[:, j] - kp[:, i])
+            axis = (e - a)[:, None, None, :]
+            rel = points - a[:, None, None, :]
+            t = ((rel * axis).sum(-1) / (axis * axis).sum(-1).clamp(min=1e-12)).clamp(0.0, 1.0)
+            d = (rel - t[..., None] * axis).norm(dim=-1)
+            dist = d if dist is None else torch.minimum(dist, d)
+        radius = (part.radius * unit).view(-1, 1, 1)
+        edge = layout.feather * radius
+        out.append(((radius + edge / 2 - dist) / edge).clamp(0.0, 1.0).expand(b, -1, -1))
+    return torch.stack(out, dim=1)
+
+
+def active_parts(layout: PartLayout, kp_source: torch.Tensor) -> torch.Tensor:
+    """``[B|1, P]`` 1 for a part with a capsule end inside the source image, else 0: a part the
+    photo does not show (hands below the frame) has no pixels to move and stays with the network."""
+    inside = (kp_source.abs() <= 1).all(dim=-1)  # [B, N]
+    rows = []
+    for part in layout.parts:
+        ends = sorted({i for seg in part.segments for i in seg[:2]})
+        rows.append(inside[:, ends].any(dim=1))
+    return torch.stack(rows, dim=1).to(kp_source.dtype)
+
+
+def _layered(masks: torch.Tensor) -> torch.Tensor:
+    """``[B, P, H, W]`` bottom-to-top masks -> the weight each part keeps under the parts above it."""
+    weights = torch.empty_like(masks)
+    above = torch.ones_like(masks[:, 0])
+    for p in range(masks.shape[1] - 1, -1, -1):
+        weights[:, p] = masks[:, p] * above
+        above = above * (1 - masks[:, p])
+    return weights
+
+
+def apply_part_masks(
+    layout: PartLayout,
+    contribution_maps: torch.Tensor,
+    transformations: torch.Tensor,
+    kp_driving: torch.Tensor,
+    kp_source: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network's contribution maps with the parts drawn in; returns ``(maps, deformation)``.
+
+    contribution_maps: ``[B, K+1, h, w]`` (softmax over dim 1, channel 0 the background);
+    transformations: ``[B, K+1, H, W, 2]`` the grids of the background and the K TPS, at the size
+    the parts are drawn at (the maps are resized bilinearly to it when it differs: capsules a few
+    pixels wide need more than the dense motion's quarter resolution); kp_driving
+    ``[B, K*5, 2]``, kp_source ``[B|1, K*5, 2]``. The parts' layered weights replace the
+    network's on their pixels; the network's weight on the parts' own channels moves to the
+    background channel. Returns the new maps ``[B, K+1, H, W]`` (still summing to 1) and
+    ``deformation [B, H, W, 2]``.
+    """
+    b, n, h, w = contribution_maps.shape
+    layout.check(n - 1)
+    height, width = transformations.shape[2:4]
+    if (h, w) != (height, width):
+        contribution_maps = F.interpolate(contribution_maps, size=(height, width), mode="bilinear",
+                                          align_corners=True)
+    grid = make_coordinate_grid(height, width, dtype=kp_driving.dtype, device=kp_driving.device)[None]
+    masks = capsule_masks(layout, kp_driving, layout.unit_length(kp_source), grid)
+    masks = masks * active_parts(layout, kp_source)[:, :, None, None]
+    weights = _layered(masks)
+    rest = 1 - weights.sum(dim=1, keepdim=True)
+    channels = [p.transform + 1 for p in layout.parts]
+    exact = TPS.fit(kp_driving, kp_source.expand(b, -1, -1), regularisation=PART_REGULARISATION)
+    transformations = transformations.clone()
+    transformations[:, channels] = exact.transform_frame(height, width)[:, [c - 1 for c in channels]]
+    net = contribution_maps.clone()
+    net[:, 0] += net[:, channels].sum(dim=1)
+    net[:, channels] = 0
+    maps = net * rest
+    maps[:, channels] += weights
+    deformation = (transformations * maps.unsqueeze(-1)).sum(dim=1)
+    return maps, deformation
+
+
+def ghost_mask(
+    layout: PartLayout,
+    deformation: torch.Tensor,
+    kp_driving: torch.Tensor,
+    kp_source: torch.Tensor,
+    size: tuple[int, int],
+) -> torch.Tensor:
+    """``[B, 1, H, W]`` in [0, 1]: where the flow shows a part's old pixels or samples off the image.
+
+    deformation: ``[B, h, w, 2]`` (the flow after `apply_part_masks`), resized bilinearly to
+    ``size = (H, W)``; kp_driving ``[B, K*5, 2]``, kp_source ``[B|1, K*5, 2]``. A pixel p that
+    samples the source at q = flow(p) is a ghost by ``max_k S_k(q) - sum_j D_j(p)`` (clamped to
+    [0, 1]), with S_k the source capsule of an occluding part and D_j the driving capsules; a
+    pixel inside a driving part whose q lies outside the source image is a ghost by its part
+    weight. Multiply the occlusion maps by ``1 - ghost``.
+    """
+    height, width = size
+    flow = deformation
+    if flow.shape[1:3] != (height, width):
+        flow = F.interpolate(flow.permute(0, 3, 1, 2), size=(height, width), mode="bilinear",
+                             align_corners=True).permute(0, 2, 3, 1)
+    unit = layout.unit_length(kp_source)
+    grid = make_coordinate_grid(height, width, dtype=flow.dtype, device=flow.device)[None]
+    driving = capsule_masks(layout, kp_driving, unit, grid) * active_parts(layout, kp_source)[:, :, None, None]
+    occluding = [k for k, p in enumerate(layout.parts) if p.occludes]
+    ghost = torch.zeros_like(flow[..., 0])
+    if occluding:
+        source = capsule_masks(layout, kp_source.expand(flow.shape[0], -1, -1), unit, flow)
+        source = source * active_parts(layout, kp_source)[:, :, None, None]
+        ghost = (source[:, occluding].amax(dim=1) - driving.sum(dim=1)).clamp(0.0, 1.0)
+    outside = ((flow.abs() > 1).any(dim=-1)).to(flow.dtype)
+    ghost = torch.maximum(ghost, outside * _layered(driving).sum(dim=1).clamp(max=1.0))
+    return ghost[:, None]
+
+
+def fill_holes(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """``image [B, C, H, W]`` with ``hole [B, 1, H, W]`` (1 = unknown) filled by push-pull.
+
+    Halve the hole-weighted image and its weights until one pixel is left, then go back up, each
+    level keeping its own weighted mean where its pixels are known and taking the coarser level's
+    colour where they are not: a smooth fill in the colours around the hole (the uncovered torso
+    or background behind a moved arm). Known pixels (hole 0) are returned unchanged.
+    """
+    known = (1 - hole).clamp(0.0, 1.0)
+    levels = [(image * known, known)]
+    while max(levels[-1][0].shape[-2:]) > 1:
+        x, m = levels[-1]
+        levels.append((F.avg_pool2d(x, 2, ceil_mode=True), F.avg_pool2d(m, 2, ceil_mode=True)))
+    x, m = levels[-1]
+    fill = x / m.clamp(min=1e-8)
+    for x, m in reversed(levels[:-1]):
+        coarse = F.interpolate(fill, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        weight = m.clamp(0.0, 1.0)
+        fill = x / m.clamp(min=1e-8) * weight + coarse * (1 - weight)
+    return torch.lerp(image, fill, hole.clamp(0.0, 1.0))
