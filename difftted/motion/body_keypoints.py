@@ -141,6 +141,41 @@ TABLE: tuple[KeypointSpec, ...] = _build_table()
 #: Transform groups for per-part intensity: indices into `TRANSFORMS`.
 PART_GROUPS = {"head": (0, 2), "mouth": (1,), "torso": (3,), "arms": (4, 5, 6, 7, 8, 9)}
 
+#: The parts' capsules for the renderer's part masks (`part_layout`, `tps.parts`), bottom to top:
+#: ``(transform, ((label, label, t0, t1), ...), radius in shoulder widths, occludes)``; labels are
+#: `TABLE` labels of that transform's keypoints, each pair a capsule axis from ``t0`` to ``t1`` of
+#: the way. The mouth covers lips and chin and only deforms (no ghosts); the upper arm starts a
+#: quarter down from the shoulder so the shoulder itself stays with the torso.
+PART_CAPSULES = (
+    ("mouth", (("mouth right", "mouth left", 0.0, 1.0), ("upper lip", "chin", 0.0, 1.0)), 0.07, False),
+    *((f"{side}_upper_arm", (("shoulder", "elbow", 0.25, 1.0),), 0.17, True) for side in SIDES),
+    *((f"{side}_forearm", (("elbow", "wrist", 0.0, 1.0),), 0.14, True) for side in SIDES),
+    *((f"{side}_hand", tuple(("wrist", p.replace("_", " "), 0.0, 1.0) for p in HAND_PARTS), 0.11, True)
+      for side in SIDES),
+)
+
+
+def keypoint_index(transform: str, label: str) -> int:
+    """The index in ``[0, 50)`` of `TABLE`'s keypoint ``label`` of ``transform``."""
+    for i, spec in enumerate(TABLE):
+        if spec.transform == transform and spec.label == label:
+            return i
+    raise KeyError(f"no keypoint {label!r} in transform {transform!r}")
+
+
+def part_layout(feather: float = 0.5):
+    """`PART_CAPSULES` as a `tps.PartLayout` (radii in shoulder widths: the unit is the torso's
+    two shoulder keypoints). Imports torch (through `tps.parts`)."""
+    from tps.parts import Part, PartLayout
+
+    parts = tuple(
+        Part(TRANSFORMS.index(name), tuple((keypoint_index(name, a), keypoint_index(name, b), t0, t1)
+                                           for a, b, t0, t1 in segments), radius, occludes)
+        for name, segments, radius, occludes in PART_CAPSULES
+    )
+    unit = (keypoint_index("torso", "right shoulder"), keypoint_index("torso", "left shoulder"))
+    return PartLayout(parts, unit, feather)
+
 
 @dataclass(frozen=True)
 class BodyKeypoints:

@@ -129,8 +129,9 @@ class DiffTEDPipeline:
         self.drift_seconds = float(drift_seconds)
         self.keypoint_source = keypoint_source
         self.audio_features = AudioFeatureExtractor(self.audio_config)
-        #: tps.Renderer over the TPS model `renderer` (set `render_precision` to rebuild it)
-        self.frame_renderer = Renderer(self.renderer, bfloat16=_RENDER_BFLOAT16[DEFAULT_RENDER_PRECISION])
+        self._part_masks = keypoint_source == "body"
+        #: tps.Renderer over the TPS model `renderer` (set `render_precision` or `part_masks` to rebuild it)
+        self.frame_renderer = self._build_renderer(_RENDER_BFLOAT16[DEFAULT_RENDER_PRECISION])
         #: encode in a worker thread while the next chunk renders (the same file either way)
         self.background_encoding = True
         self._progress_bar_config: dict[str, Any] = {}
@@ -155,7 +156,34 @@ class DiffTEDPipeline:
     def render_precision(self, value: str) -> None:
         if value not in RENDER_PRECISIONS:
             raise ValueError(f"render_precision must be one of {RENDER_PRECISIONS}, got {value!r}")
-        self.frame_renderer = Renderer(self.renderer, bfloat16=_RENDER_BFLOAT16[value])
+        self.frame_renderer = self._build_renderer(_RENDER_BFLOAT16[value])
+
+    @property
+    def part_masks(self) -> bool:
+        """Whether the renderer draws the body parts' capsules into its contribution maps and
+        occludes what a moved arm uncovers (`tps.parts`, the capsules in
+        `difftted.motion.body_keypoints.PART_CAPSULES`). On by default for body keypoints (their
+        renderer's own maps give hands and mouth almost no pixels: `part_response`); a detector
+        pipeline has no parts, so setting it True there is a ValueError."""
+        return self._part_masks
+
+    @part_masks.setter
+    def part_masks(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"part_masks must be a bool, got {type(value).__name__}")
+        if value and self.keypoint_source != "body":
+            raise ValueError(f"part_masks needs body keypoints (pipeline.json 'keypoints': 'body'); this "
+                             f"pipeline's keypoints come from {self.keypoint_source!r}")
+        self._part_masks = value
+        self.frame_renderer = self._build_renderer(self.frame_renderer.bfloat16)
+
+    def _build_renderer(self, bfloat16: bool | str) -> Renderer:
+        parts = None
+        if self._part_masks:
+            from difftted.motion.body_keypoints import part_layout
+
+            parts = part_layout()
+        return Renderer(self.renderer, bfloat16=bfloat16, parts=parts)
 
     # ------------------------------------------------------------------------------ plumbing
     @classmethod

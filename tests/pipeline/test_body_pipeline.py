@@ -139,3 +139,30 @@ def test_app_animate_drives_a_body_renderer_with_body_keypoints(body_pipeline, a
     out = ui.animate(body_pipeline, np.asarray(Image.open(astronaut_path).convert("RGB")), driving, tmp_path,
                      progress=False)
     assert video_info(out).num_frames == 15
+
+
+def test_body_pipeline_renders_with_part_masks_and_can_turn_them_off(body_pipeline) -> None:
+    """Body keypoints draw their parts' capsules by default; the switch rebuilds the renderer and
+    survives a change of render precision; a bad value is named."""
+    from difftted.motion.body_keypoints import PART_CAPSULES
+
+    assert body_pipeline.part_masks is True
+    layout = body_pipeline.frame_renderer.parts
+    assert layout is not None and len(layout.parts) == len(PART_CAPSULES)
+    try:
+        body_pipeline.part_masks = False
+        assert body_pipeline.frame_renderer.parts is None
+        body_pipeline.part_masks = True
+        body_pipeline.render_precision = "float32"
+        assert body_pipeline.frame_renderer.parts is not None
+        with pytest.raises(TypeError, match="part_masks must be a bool"):
+            body_pipeline.part_masks = 1
+    finally:
+        body_pipeline.part_masks = True
+
+
+def test_detector_pipeline_has_no_part_masks(tiny_pipeline) -> None:
+    assert tiny_pipeline.part_masks is False and tiny_pipeline.frame_renderer.parts is None
+    with pytest.raises(ValueError, match="part_masks needs body keypoints"):
+        tiny_pipeline.part_masks = True
+    assert tiny_pipeline.frame_renderer.parts is None
