@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="arithmetic of the renderer's inpainting network: auto (default: bfloat16 where the "
                              "CPU or GPU has bfloat16 units, else float32), float32, or bfloat16 (changes the "
                              "generated pixels by float rounding only; slower on CPUs without bfloat16 units)")
+    parser.add_argument("--part-masks", action=argparse.BooleanOptionalAction, default=None,
+                        help="draw the body parts (head, mouth, arms, hands) into the renderer's motion so hands and "
+                             "lips move with their keypoints (default: on for weights with body keypoints; those "
+                             "alone have parts)")
     parser.add_argument("--still-background", action=argparse.BooleanOptionalAction, default=True,
                         help="keep the photo's pixels wherever the person is not (native composition; default on)")
     parser.add_argument("--weights", default=None,
@@ -116,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     part_scales = {p: getattr(args, f"{p}_scale") for p in ("head", "mouth", "arms")
                    if getattr(args, f"{p}_scale") is not None}
     part_scales = check_part_scales(part_scales, pipeline_keypoints(weights), {p: f"--{p}-scale" for p in part_scales})
+    if args.part_masks and pipeline_keypoints(weights) != "body":
+        raise ValueError(f"--part-masks needs weights with body keypoints (pipeline.json \"keypoints\": \"body\"); "
+                         f"{weights} has {pipeline_keypoints(weights)!r} keypoints")
 
     import torch
 
@@ -129,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     pipe = DiffTEDPipeline.from_pretrained(weights, device=device)
     pipe.set_progress_bar_config(disable=args.quiet)
     pipe.render_precision = args.render_precision
+    if args.part_masks is not None:
+        pipe.part_masks = args.part_masks
     generator = torch.Generator(device=device).manual_seed(seed)
     result = pipe(photo, speech, num_inference_steps=args.steps, guidance_scale=args.guidance,
                   generator=generator, fps=args.fps, motion_scale=args.motion_scale, part_scales=part_scales,

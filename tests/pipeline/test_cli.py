@@ -186,3 +186,29 @@ def test_render_precision_reaches_the_pipeline(files, tone_path, monkeypatch, ca
         assert main(argv + ["--crop", "--render-precision", precision]) == 0
     assert seen == [("float32", False), ("bfloat16", True), ("auto", "auto")]
     assert capsys.readouterr().out.count("wrote") == 3
+
+
+def test_part_masks_option_reaches_the_pipeline(files, body_pipeline_dir, speech_path, monkeypatch, capsys):
+    """--no-part-masks turns the body weights' part masks off; --part-masks on detector weights
+    is refused before anything loads, naming the option."""
+    from difftted.__main__ import main
+    from difftted.pipeline import DiffTEDPipeline
+
+    seen = []
+    original = DiffTEDPipeline.__call__
+
+    def spy(self, *args, **kwargs):
+        seen.append((self.part_masks, self.frame_renderer.parts is not None))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DiffTEDPipeline, "__call__", spy)
+    argv = _argv(files, {"--weights": str(body_pipeline_dir), "--audio": str(speech_path), "--steps": "2",
+                         "--out": str(files["dir"] / "masks.mp4"), "--seed": "0"})[3:]
+    assert main(argv + ["--crop"]) == 0
+    assert main(argv + ["--crop", "--no-part-masks"]) == 0
+    assert seen == [(True, True), (False, False)]
+    detector = _argv(files, {"--out": str(files["dir"] / "no.mp4"), "--steps": "2"})[3:]
+    capsys.readouterr()
+    assert main(detector + ["--part-masks"]) == 1
+    assert "--part-masks needs weights with body keypoints" in capsys.readouterr().err
+    assert len(seen) == 2
