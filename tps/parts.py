@@ -22,6 +22,11 @@ however the keypoints move. A `PartLayout` fixes that without training:
   (`fill_holes`: the decoder, never trained on such holes, paints them in bright blotches).
 * a part whose capsule lies wholly outside the source image (hands below a head-and-shoulders
   photo) is left to the network (`active_parts`): there are no pixels of it to move.
+* **foreground** (optional, a person segmentation of the source): a capsule is a shape, and the
+  pixels it covers beside a hand are sofa or wall; with a foreground mask a part owns only the
+  pixels its transform brings from the person (what a hand holds, a phone, a pen, counts as the
+  person to a selfie segmentation), so a capsule can be drawn generously enough to carry a held
+  object without dragging a disc of background along (`foreground_at`).
 
 At the source's own pose (driving = source keypoints) the parts' transforms, refitted to
 interpolate their keypoints (`PART_REGULARISATION`), are the identity, and the ghost term
@@ -42,7 +47,7 @@ import torch.nn.functional as F
 from tps.transform import TPS, make_coordinate_grid
 
 __all__ = ["Part", "PartLayout", "capsule_masks", "apply_part_masks", "ghost_mask", "fill_holes",
-           "PART_REGULARISATION"]
+           "foreground_at", "PART_REGULARISATION"]
 
 #: The parts' TPS are refitted with this regularisation instead of the official 0.01 (which the
 #: network's own transforms keep, as trained): 0.01 on a hand's tight cluster of points leaves
@@ -163,6 +168,15 @@ def active_parts(layout: PartLayout, kp_source: torch.Tensor) -> torch.Tensor:
     return torch.stack(rows, dim=1).to(kp_source.dtype)
 
 
+def foreground_at(foreground: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """The source's foreground mask ``[1|B, 1, Hs, Ws]`` in [0, 1] read at ``points
+    [B, H, W, 2]`` ((x, y) in [-1, 1], bilinear, 0 outside the image): ``[B, H, W]``."""
+    if foreground.dim() != 4 or foreground.shape[1] != 1:
+        raise ValueError(f"foreground must be [1|B, 1, H, W], got shape {tuple(foreground.shape)}")
+    fg = foreground.to(points.dtype).expand(points.shape[0], -1, -1, -1)
+    return F.grid_sample(fg, points, mode="bilinear", padding_mode="zeros", align_corners=True)[:, 0]
+
+
 def _layered(masks: torch.Tensor) -> torch.Tensor:
     """``[B, P, H, W]`` bottom-to-top masks -> the weight each part keeps under the parts above it."""
     weights = torch.empty_like(masks)
@@ -179,6 +193,7 @@ def apply_part_masks(
     transformations: torch.Tensor,
     kp_driving: torch.Tensor,
     kp_source: torch.Tensor,
+    foreground: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The network's contribution maps with the parts drawn in; returns ``(maps, deformation)``.
 
@@ -188,8 +203,10 @@ def apply_part_masks(
     pixels wide need more than the dense motion's quarter resolution); kp_driving
     ``[B, K*5, 2]``, kp_source ``[B|1, K*5, 2]``. The parts' layered weights replace the
     network's on their pixels; the network's weight on the parts' own channels moves to the
-    background channel. Returns the new maps ``[B, K+1, H, W]`` (still summing to 1) and
-    ``deformation [B, H, W, 2]``.
+    background channel. With ``foreground`` (``[1|B, 1, Hs, Ws]`` in [0, 1], the source's person
+    mask) a part's weight at a pixel is scaled by the foreground where its transform samples the
+    source: the background inside a capsule stays with the network. Returns the new maps
+    ``[B, K+1, H, W]`` (still summing to 1) and ``deformation [B, H, W, 2]``.
     """
     b, n, h, w = contribution_maps.shape
     layout.check(n - 1)
@@ -200,12 +217,16 @@ def apply_part_masks(
     grid = make_coordinate_grid(height, width, dtype=kp_driving.dtype, device=kp_driving.device)[None]
     masks = capsule_masks(layout, kp_driving, layout.unit_length(kp_source), grid)
     masks = masks * active_parts(layout, kp_source)[:, :, None, None]
-    weights = _layered(masks)
-    rest = 1 - weights.sum(dim=1, keepdim=True)
     channels = [p.transform + 1 for p in layout.parts]
     exact = TPS.fit(kp_driving, kp_source.expand(b, -1, -1), regularisation=PART_REGULARISATION)
     transformations = transformations.clone()
     transformations[:, channels] = exact.transform_frame(height, width)[:, [c - 1 for c in channels]]
+    if foreground is not None:
+        grids = transformations[:, channels]  # [B, P, H, W, 2]: where each part samples the source
+        fg = foreground_at(foreground, grids.reshape(b * len(channels), height, width, 2))
+        masks = masks * fg.reshape(b, len(channels), height, width)
+    weights = _layered(masks)
+    rest = 1 - weights.sum(dim=1, keepdim=True)
     net = contribution_maps.clone()
     net[:, 0] += net[:, channels].sum(dim=1)
     net[:, channels] = 0
@@ -221,6 +242,7 @@ def ghost_mask(
     kp_driving: torch.Tensor,
     kp_source: torch.Tensor,
     size: tuple[int, int],
+    foreground: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``[B, 1, H, W]`` in [0, 1]: where the flow shows a part's old pixels or samples off the image.
 
@@ -229,7 +251,9 @@ def ghost_mask(
     samples the source at q = flow(p) is a ghost by ``max_k S_k(q) - sum_j D_j(p)`` (clamped to
     [0, 1]), with S_k the source capsule of an occluding part and D_j the driving capsules; a
     pixel inside a driving part whose q lies outside the source image is a ghost by its part
-    weight. Multiply the occlusion maps by ``1 - ghost``.
+    weight. Multiply the occlusion maps by ``1 - ghost``. With ``foreground`` (as in
+    `apply_part_masks`) S_k counts only the person's pixels: background beside a part's old place
+    is no ghost, it never moved.
     """
     height, width = size
     flow = deformation
@@ -244,6 +268,8 @@ def ghost_mask(
     if occluding:
         source = capsule_masks(layout, kp_source.expand(flow.shape[0], -1, -1), unit, flow)
         source = source * active_parts(layout, kp_source)[:, :, None, None]
+        if foreground is not None:
+            source = source * foreground_at(foreground, flow)[:, None]
         ghost = (source[:, occluding].amax(dim=1) - driving.sum(dim=1)).clamp(0.0, 1.0)
     outside = ((flow.abs() > 1).any(dim=-1)).to(flow.dtype)
     ghost = torch.maximum(ghost, outside * _layered(driving).sum(dim=1).clamp(max=1.0))

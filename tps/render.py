@@ -90,6 +90,8 @@ class PreparedSource:
             (``[1, be, H, W]``, ``[1, 2be, H/2, W/2]``, ...).
         source_down: ``[1, 3, h, w]``: the anti-aliased source at the motion resolution.
         source_gaussians: ``[1, K*5, h, w]``: the source keypoints' Gaussians.
+        foreground: ``[1, 1, H, W]`` in [0, 1], the person in the source (a segmentation), or
+            None; used only by a renderer with ``parts`` (`tps.parts.apply_part_masks`).
     """
 
     source: torch.Tensor
@@ -97,6 +99,7 @@ class PreparedSource:
     encoder_maps: list[torch.Tensor]
     source_down: torch.Tensor
     source_gaussians: torch.Tensor
+    foreground: torch.Tensor | None = None
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -344,7 +347,8 @@ class Renderer:
                 stack.enter_context(torch.autocast(self.device.type, dtype=torch.bfloat16))
             yield
 
-    def prepare(self, source: torch.Tensor, kp_source: torch.Tensor | None = None) -> PreparedSource:
+    def prepare(self, source: torch.Tensor, kp_source: torch.Tensor | None = None,
+                foreground: torch.Tensor | None = None) -> PreparedSource:
         """Compute everything that depends on the source alone.
 
         Args:
@@ -353,6 +357,9 @@ class Renderer:
             kp_source: optional ``[1, K*5, 2]`` keypoints; detected from ``source`` when None.
                 Required for a model trained on given keypoints (``config.keypoint_source ==
                 "given"``): its detector was never trained.
+            foreground: optional ``[1, 1, H', W']`` (or ``[H', W']``) in [0, 1]: where the person is
+                in the source (any size; resized to the source's). With ``parts`` a part then owns
+                only the person's pixels inside its capsule (`tps.parts`); ignored without parts.
         """
         self.model.check_image("source", source)
         if kp_source is None and self.model.config.keypoint_source == "given":
@@ -374,7 +381,16 @@ class Renderer:
             source_gaussians = dmn.kp_gaussians(kp_source, h, w)
         with self._context():
             encoder_maps = [self._layout(m) for m in self.model.inpainting_network.encode(self._layout(source))]
-        return PreparedSource(source, kp_source, encoder_maps, source_down, source_gaussians)
+        if foreground is not None:
+            foreground = torch.as_tensor(foreground).detach().float().to(self.device)
+            foreground = foreground[None, None] if foreground.dim() == 2 else foreground
+            if foreground.dim() != 4 or foreground.shape[:2] != (1, 1):
+                raise ValueError(f"foreground must be [1, 1, H, W] or [H, W], got shape {tuple(foreground.shape)}")
+            if not bool(torch.isfinite(foreground).all()) or foreground.min() < 0 or foreground.max() > 1:
+                raise ValueError("foreground must hold finite values in [0, 1]")
+            if foreground.shape[-2:] != source.shape[-2:]:
+                foreground = F.interpolate(foreground, size=source.shape[-2:], mode="bilinear", align_corners=False)
+        return PreparedSource(source, kp_source, encoder_maps, source_down, source_gaussians, foreground)
 
     def driving_keypoints(
         self,
@@ -478,7 +494,7 @@ class Renderer:
             height, width = prepared.source.shape[-2:]
             fine = dmn.transformations(kp_driving, prepared.kp_source, height, width)
             contribution_maps, deformation = apply_part_masks(
-                self.parts, contribution_maps, fine, kp_driving, prepared.kp_source
+                self.parts, contribution_maps, fine, kp_driving, prepared.kp_source, prepared.foreground
             )
         else:
             deformation = (transformations * contribution_maps.unsqueeze(-1)).sum(dim=1)
@@ -494,7 +510,7 @@ class Renderer:
         if self.parts is not None:
             # every occlusion map times 1 - ghost (at the finest map's size, area-averaged to the coarser)
             ghost = ghost_mask(self.parts, deformation, kp_driving, prepared.kp_source,
-                               tuple(occlusion_map[-1].shape[-2:]))
+                               tuple(occlusion_map[-1].shape[-2:]), prepared.foreground)
             keep = 1 - ghost
             motion["occlusion_map"] = [
                 o * (keep if o.shape[-2:] == keep.shape[-2:] else F.adaptive_avg_pool2d(keep, o.shape[-2:]))

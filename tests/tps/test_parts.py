@@ -65,6 +65,41 @@ def test_a_moved_hand_carries_its_pixels_and_its_old_place_is_occluded() -> None
     assert at(ghost, x, y) == 0.0  # the hand at its new place is no ghost
 
 
+def test_with_a_foreground_a_part_carries_only_the_person_and_leaves_no_background_ghost() -> None:
+    """The source's person mask: the hand capsule's left half is background (sofa), its right half
+    person. Moved, the hand's transform owns only the person's pixels; the sofa inside the capsule
+    stays with the network (the identity here) and is no ghost where it was."""
+    source, shift = keypoints(), (0.25, -0.1)
+    driving = keypoints(shift)
+    net = torch.zeros(1, 3, 16, 16)
+    net[:, 1] = 1.0
+    grids = transformations(driving, source, 64)
+    foreground = (make_coordinate_grid(64, 64)[None, None, ..., 0] > -0.6).float()  # [1, 1, 64, 64]: x > -0.6
+    maps, flow = apply_part_masks(LAYOUT, net, grids, driving, source, foreground)
+    plain, _ = apply_part_masks(LAYOUT, net, grids, driving, source)
+    torch.testing.assert_close(maps.sum(1), torch.ones(1, 64, 64))
+    person_x, sofa_x = -0.6 + 0.08 + shift[0], -0.6 - 0.08 + shift[0]  # where each half of the hand went
+    y = 0.35 + shift[1]
+    assert at(maps[:, 2], person_x, y) == 1.0 and at(plain[:, 2], person_x, y) == 1.0
+    assert at(maps[:, 2], sofa_x, y) == 0.0 and at(plain[:, 2], sofa_x, y) == 1.0
+    ghost = ghost_mask(LAYOUT, flow, driving, source, (64, 64), foreground)[0, 0]
+    ghost_plain = ghost_mask(LAYOUT, flow, driving, source, (64, 64))[0, 0]
+    assert at(ghost, -0.6 + 0.08, 0.35 + 0.2) > 0.9  # the person's old place: still a ghost
+    assert at(ghost, -0.6 - 0.08, 0.35 + 0.2) == 0.0 and at(ghost_plain, -0.6 - 0.08, 0.35 + 0.2) > 0.9
+
+
+def test_renderer_prepare_checks_and_resizes_the_foreground(model: TPSMotionModel) -> None:
+    source = torch.rand(1, 3, 64, 64)
+    kp = model.detect(source).detach()
+    renderer = Renderer(model, parts=PartLayout((Part(6, ((30, 31, 0.0, 1.0),), radius=0.2),), unit=(0, 1)))
+    prepared = renderer.prepare(source, kp, foreground=torch.ones(32, 32))
+    assert prepared.foreground.shape == (1, 1, 64, 64)
+    assert renderer.prepare(source, kp).foreground is None
+    for bad, message in ((torch.ones(2, 1, 8, 8), "foreground must be"), (torch.full((8, 8), 2.0), r"\[0, 1\]")):
+        with pytest.raises(ValueError, match=message):
+            renderer.prepare(source, kp, foreground=bad)
+
+
 def test_at_the_source_pose_a_part_stays_still_and_leaves_no_ghost() -> None:
     """The official TPS fit is regularised (not the identity at rest); the parts' refit is exact."""
     kp = keypoints()
