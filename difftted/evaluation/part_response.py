@@ -66,7 +66,7 @@ def part_response(pipeline, photo: np.ndarray, shift: float = 0.1, radius: float
     if not shift > 0 or not radius > 0:
         raise ValueError(f"shift and radius must be > 0, got shift={shift!r}, radius={radius!r}")
     box, crop = pipeline.crop_person(photo)
-    prepared = pipeline.frame_renderer.prepare(crop, pipeline.source_keypoints(photo, box))
+    prepared = pipeline.prepare_source(photo, box, crop)
     source = prepared.kp_source[0]  # [K*5, 2]
     num_tps = source.shape[0] // 5
     drives = [source]

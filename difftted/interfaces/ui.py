@@ -59,8 +59,9 @@ class GenerationSettings:
     seed: in ``[0, SEED_MAX]``, ignored with ``randomize_seed``. motion_scale: 0 still .. 1 as
     sampled .. 2 exaggerated. output: ``"full"`` photo or the ``"crop"`` around the speaker.
     head_scale / mouth_scale / arms_scale: per-part intensity on top of motion_scale (the
-    pipeline's ``part_scales``); other than 1 only for weights with body keypoints
-    (``pipeline.keypoint_source == "body"``), else refused with a message.
+    pipeline's ``part_scales``; None: the weights' default, `DiffTEDPipeline.part_scales`); other
+    than 1 only for weights with body keypoints (``pipeline.keypoint_source == "body"``), else
+    refused with a message.
     """
 
     num_inference_steps: int | None = None
@@ -69,14 +70,14 @@ class GenerationSettings:
     randomize_seed: bool = False
     motion_scale: float = 1.0
     output: Literal["full", "crop"] = "full"
-    head_scale: float = 1.0
-    mouth_scale: float = 1.0
-    arms_scale: float = 1.0
+    head_scale: float | None = None
+    mouth_scale: float | None = None
+    arms_scale: float | None = None
 
     def part_scales(self) -> dict[str, float]:
-        """The pipeline's ``part_scales``: only the parts set to something other than 1."""
+        """The pipeline's ``part_scales``: the parts that are set (the others keep the weights')."""
         scales = {"head": self.head_scale, "mouth": self.mouth_scale, "arms": self.arms_scale}
-        return {part: value for part, value in scales.items() if value != 1}
+        return {part: value for part, value in scales.items() if value is not None}
 
 
 @dataclass
@@ -178,7 +179,7 @@ def generate(pipeline: "DiffTEDPipeline", image: Any, audio: str | Path | None, 
     from difftted.pipeline.keypoint_source import check_part_scales
 
     part_scales = settings.part_scales()
-    if part_scales:  # all at 1: nothing to check, any pipeline takes it
+    if part_scales:
         part_scales = check_part_scales(part_scales, pipeline.keypoint_source, PART_LABELS)
     photo = check_photo(image)
     seed = resolve_seed(settings.seed, settings.randomize_seed)

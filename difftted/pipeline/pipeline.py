@@ -86,10 +86,11 @@ class DiffTEDPipeline:
     ``offset_stats`` (`KeypointStats`) for a denoiser that samples offsets from the photo's
     keypoints (``motion_target="source_offset"``, see `difftted.motion.keypoints.MotionCoding`).
     Sampling defaults (pipeline.json's ``sampling``): ``num_inference_steps``,
-    ``guidance_scale``, ``relative_motion`` and ``drift_seconds`` (`remove_drift`'s time
-    constant; 0 keeps the motion as sampled). ``keypoint_source`` (pipeline.json's
-    ``keypoints``): `KEYPOINT_SOURCES`; with ``"body"`` the photo's keypoints are its body
-    landmarks (`source_keypoints`) and ``part_scales`` can scale head, mouth and arms apart.
+    ``guidance_scale``, ``relative_motion``, ``drift_seconds`` (`remove_drift`'s time
+    constant; 0 keeps the motion as sampled) and ``part_scales``. ``keypoint_source``
+    (pipeline.json's ``keypoints``): `KEYPOINT_SOURCES`; with ``"body"`` the photo's keypoints are
+    its body landmarks (`source_keypoints`) and ``part_scales`` can scale head, mouth and arms
+    apart (the weights' own ``part_scales`` are the defaults a call's override part by part).
     """
 
     def __init__(self, denoiser: torch.nn.Module, scheduler: Any, renderer: torch.nn.Module,
@@ -97,7 +98,7 @@ class DiffTEDPipeline:
                  fps: float = 25.0, num_inference_steps: int = DEFAULT_STEPS,
                  guidance_scale: float = DEFAULT_GUIDANCE_SCALE, offset_stats: KeypointStats | None = None,
                  relative_motion: bool = False, drift_seconds: float = DEFAULT_DRIFT_SECONDS,
-                 keypoint_source: str = "detector") -> None:
+                 keypoint_source: str = "detector", part_scales: Mapping[str, float] | None = None) -> None:
         if not isinstance(keypoint_stats, KeypointStats):
             raise TypeError(f"keypoint_stats must be a KeypointStats, got {type(keypoint_stats).__name__}")
         if keypoint_stats.num_keypoints != renderer.config.num_kp:
@@ -128,6 +129,7 @@ class DiffTEDPipeline:
         self.relative_motion = bool(relative_motion)
         self.drift_seconds = float(drift_seconds)
         self.keypoint_source = keypoint_source
+        self.part_scales = part_scales
         self.audio_features = AudioFeatureExtractor(self.audio_config)
         self._part_masks = keypoint_source == "body"
         #: tps.Renderer over the TPS model `renderer` (set `render_precision` or `part_masks` to rebuild it)
@@ -157,6 +159,16 @@ class DiffTEDPipeline:
         if value not in RENDER_PRECISIONS:
             raise ValueError(f"render_precision must be one of {RENDER_PRECISIONS}, got {value!r}")
         self.frame_renderer = self._build_renderer(_RENDER_BFLOAT16[value])
+
+    @property
+    def part_scales(self) -> dict[str, float]:
+        """Default per-part intensity, pipeline.json's ``sampling.part_scales`` (``{}``: all 1):
+        what a call's ``part_scales`` leaves out. Set it to a dict (`check_part_scales`)."""
+        return dict(self._part_scales)
+
+    @part_scales.setter
+    def part_scales(self, value: Mapping[str, float] | None) -> None:
+        self._part_scales = check_part_scales(value, self.keypoint_source)
 
     @property
     def part_masks(self) -> bool:
@@ -248,7 +260,8 @@ class DiffTEDPipeline:
             motion_scale: 0 = still photo, 1 = the sampled motion, >1 exaggerated; scales the
                 motion around the photo's own keypoints.
             part_scales: per-part intensity on top of ``motion_scale``, ``{"head": h, "mouth": m,
-                "arms": a}`` (any subset; missing parts 1; each a finite number >= 0): multiplies
+                "arms": a}`` (any subset; a missing part takes the pipeline's `part_scales`, else 1;
+                each a finite number >= 0): multiplies
                 the motion offsets of that part's keypoints (`PART_SCALES`), e.g. ``{"arms": 1.5,
                 "head": 0.5}`` for livelier gestures and a calmer head. Only for pipelines with
                 body keypoints (pipeline.json ``"keypoints": "body"``); a detector pipeline's
@@ -309,15 +322,17 @@ class DiffTEDPipeline:
         # 3. find the speaker and crop
         photo = fit_photo(load_image(image, max_side=max_side), max_side)
         box, source = self.crop_person(photo)
-        # 4. source keypoints (the renderer's detector, or the body landmarks; encoded once for every frame)
-        prepared = self.frame_renderer.prepare(source.to(self.device), kp_source=self.source_keypoints(photo, box))
+        # 4. source keypoints (the renderer's detector, or the body landmarks; encoded once for every
+        # frame) and the person's mask (the still background; the body parts own only the person)
+        person = person_mask(photo) if (still_background and composition == "native") or self._part_masks else None
+        prepared = self.prepare_source(photo, box, source, person)
         # 5. sample the motion
         keypoints = self.sample_keypoints(features, prepared.kp_source[0], steps, guidance, generator,
                                           motion_scale, speech.num_frames(fps), progress, relative, drift, scales)
         # 6. render, 7. compose (at the photo's resolution) and paste back, 8. write: chunk by
         # chunk, so memory stays bounded
         composer = self.prepare_composition(photo, box, prepared, composition, output == "crop", still_background,
-                                            interpolation)
+                                            interpolation, person=person)
         chunks = (composer(c) for c in self.render_frames(prepared, keypoints, render_mode, render_batch_size,
                                                           progress))
         frames, video_path = self.write(chunks, speech, fps, output_path, keep)
@@ -384,10 +399,12 @@ class DiffTEDPipeline:
         source keypoints ``kp_source [N, 2]`` (with ``relative_motion``, to the first sampled
         frame, so the clip starts at ``kp_source``), freed of drift slower than
         ``drift_seconds`` (`remove_drift`; 0: off), scaled by ``motion_scale`` and, per body part,
-        by ``part_scales`` (`check_part_scales`), then resampled to ``num_frames`` and clamped
+        by ``part_scales`` (`check_part_scales`; parts it leaves out take `part_scales`, the
+        pipeline's defaults), then resampled to ``num_frames`` and clamped
         to ``keypoint_limit`` (body keypoints may lie outside the crop, a hand below it).
         """
-        scale = keypoint_scales(check_part_scales(part_scales, self.keypoint_source), kp_source.shape[0])
+        scales = {**self._part_scales, **check_part_scales(part_scales, self.keypoint_source)}
+        scale = keypoint_scales(scales, kp_source.shape[0])
         source_norm = self.motion_coding.encode_source(kp_source.float()).reshape(-1)
         motion = sample_motion(self.denoiser, self.scheduler, features, source_norm,
                                num_inference_steps=steps, guidance_scale=guidance, generator=generator,
@@ -400,15 +417,31 @@ class DiffTEDPipeline:
         limit = keypoint_limit(self.keypoint_source)
         return resample_frames(kp, num_frames).clamp(-limit, limit)
 
+    def prepare_source(self, photo: np.ndarray, box: CropBox, source: torch.Tensor,
+                       person: np.ndarray | None = None) -> PreparedSource:
+        """Step 4: the crop ``source [1, 3, h, w]`` (`crop_person`) encoded once for every frame,
+        with its keypoints (`source_keypoints`) and, with `part_masks`, the person's mask in the
+        crop (``person``: the photo's `person_mask` ``float32 [H, W]``, computed when None), so
+        that a body part owns only the person's pixels inside its capsule (`tps.parts`)."""
+        foreground = None
+        if self._part_masks:
+            person = person if person is not None else person_mask(photo)
+            if person is not None:
+                foreground = torch.from_numpy(np.ascontiguousarray(person[box.y0:box.y0 + box.size,
+                                                                          box.x0:box.x0 + box.size]))
+        return self.frame_renderer.prepare(source.to(self.device), kp_source=self.source_keypoints(photo, box),
+                                           foreground=foreground)
+
     def prepare_composition(self, photo: np.ndarray, box: CropBox, prepared: PreparedSource,
                             composition: Composition, crop_only: bool, still_background: bool,
-                            interpolation: str = "auto") -> FrameComposer:
-        """Step 7's set-up: the photo's person mask and the maps of its own pose (one render of the
-        source keypoints), for `difftted.pipeline.composition.FrameComposer`."""
+                            interpolation: str = "auto", person: np.ndarray | None = None) -> FrameComposer:
+        """Step 7's set-up: the photo's person mask (``person``, float32 [H, W], when already
+        computed; else `person_mask`) and the maps of its own pose (one render of the source
+        keypoints), for `difftted.pipeline.composition.FrameComposer`."""
         if composition == "model":
             return FrameComposer(photo, box, "model", crop_only=crop_only)
         rest = next(self.frame_renderer.iter_render_maps(prepared, prepared.kp_source, batch_size=1, progress=False))
-        person = person_mask(photo) if still_background else None
+        person = (person if person is not None else person_mask(photo)) if still_background else None
         return FrameComposer(photo, box, "native", crop_only=crop_only, rest=rest, person=person,
                              interpolation=interpolation)
 

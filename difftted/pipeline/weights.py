@@ -186,8 +186,8 @@ def load_components(folder: Path) -> dict:
         audio_config=AudioFeatureConfig.from_dict(meta["audio"]),
         fps=meta["fps"],
         keypoint_source=meta.get("keypoints", "detector"),
-        **{k: sampling[k] for k in ("num_inference_steps", "guidance_scale", "relative_motion", "drift_seconds")
-           if k in sampling},
+        **{k: sampling[k] for k in ("num_inference_steps", "guidance_scale", "relative_motion", "drift_seconds",
+                                    "part_scales") if k in sampling},
     )
 
 
@@ -200,14 +200,16 @@ def save_components(pipe, folder: Path) -> Path:
     write_pipeline_json(folder, fps=pipe.fps, audio_config=pipe.audio_config, keypoint_stats=pipe.keypoint_stats,
                         offset_stats=pipe.offset_stats, relative_motion=pipe.relative_motion,
                         num_inference_steps=pipe.num_inference_steps, guidance_scale=pipe.guidance_scale,
-                        drift_seconds=pipe.drift_seconds, keypoints=pipe.keypoint_source)
+                        drift_seconds=pipe.drift_seconds, keypoints=pipe.keypoint_source,
+                        part_scales=pipe.part_scales)
     logger.info("saved the pipeline to %s", folder)
     return folder
 
 
 def write_pipeline_json(folder: Path, *, fps: float, audio_config, keypoint_stats, num_inference_steps: int,
                         guidance_scale: float, offset_stats=None, relative_motion: bool = False,
-                        drift_seconds: float | None = None, keypoints: str = "detector") -> Path:
+                        drift_seconds: float | None = None, keypoints: str = "detector",
+                        part_scales: dict[str, float] | None = None) -> Path:
     """``folder/pipeline.json``: what a pipeline needs beside its networks (see weights/README.md).
 
     ``offset_stats`` (a `KeypointStats`, for a denoiser whose ``motion_target`` is
@@ -216,6 +218,7 @@ def write_pipeline_json(folder: Path, *, fps: float, audio_config, keypoint_stat
     given (absent, the pipeline's default applies; see `DiffTEDPipeline.__call__`). ``keypoints``,
     where the photo's keypoints come from (`difftted.pipeline.pipeline.KEYPOINT_SOURCES`), is
     written when it is not the default ``"detector"`` (so detector folders keep their file).
+    ``part_scales`` (default per-part intensity of body pipelines) is written when not empty.
     """
     meta = {
         "format": PIPELINE_FORMAT,
@@ -226,7 +229,8 @@ def write_pipeline_json(folder: Path, *, fps: float, audio_config, keypoint_stat
         **({"keypoints": keypoints} if keypoints != "detector" else {}),
         "sampling": {"num_inference_steps": int(num_inference_steps), "guidance_scale": float(guidance_scale),
                      "relative_motion": bool(relative_motion),
-                     **({} if drift_seconds is None else {"drift_seconds": float(drift_seconds)})},
+                     **({} if drift_seconds is None else {"drift_seconds": float(drift_seconds)}),
+                     **({"part_scales": {k: float(v) for k, v in part_scales.items()}} if part_scales else {})},
     }
     path = Path(folder) / PIPELINE_FILE
     path.write_text(json.dumps(meta, indent=1) + "\n")

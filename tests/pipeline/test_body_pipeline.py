@@ -101,6 +101,36 @@ def test_bad_part_scales_are_named(body_pipeline, astronaut_path, speech_path, s
         body_pipeline(astronaut_path, speech_path, part_scales=scales)
 
 
+def test_weights_part_scales_are_defaults_a_call_overrides_part_by_part(body_pipeline_dir, tmp_path) -> None:
+    """pipeline.json's ``sampling.part_scales``: loaded and saved; a call without ``part_scales``
+    uses them, a call naming a part overrides that part only."""
+    from difftted.pipeline import DiffTEDPipeline
+
+    folder = tmp_path / "scaled"
+    plain = DiffTEDPipeline.from_pretrained(body_pipeline_dir)
+    assert plain.part_scales == {}
+    plain.part_scales = {"mouth": 1.8, "head": 0.5}
+    plain.save_pretrained(folder)
+    assert json.loads((folder / "pipeline.json").read_text())["sampling"]["part_scales"] == {"mouth": 1.8, "head": 0.5}
+    scaled = DiffTEDPipeline.from_pretrained(folder)
+    assert scaled.part_scales == {"mouth": 1.8, "head": 0.5}
+    reference = DiffTEDPipeline.from_pretrained(body_pipeline_dir)
+    np.testing.assert_allclose(_sample(scaled, None), _sample(reference, {"mouth": 1.8, "head": 0.5}), atol=1e-6)
+    np.testing.assert_allclose(_sample(scaled, {"mouth": 1.0}), _sample(reference, {"head": 0.5}), atol=1e-6)
+    assert np.abs(_sample(scaled, None)[:, MOUTH] - _sample(reference, None)[:, MOUTH]).max() > 1e-4
+
+
+def test_detector_weights_refuse_default_part_scales(make_tiny_pipeline) -> None:
+    from difftted.pipeline import DiffTEDPipeline
+
+    pipe = make_tiny_pipeline()
+    parts = dict(denoiser=pipe.denoiser, scheduler=pipe.scheduler, renderer=pipe.renderer,
+                 keypoint_stats=pipe.keypoint_stats, audio_config=pipe.audio_config)
+    with pytest.raises(ValueError, match=r"part_scales\['arms'\]"):
+        DiffTEDPipeline(**parts, part_scales={"arms": 1.5})
+    assert DiffTEDPipeline(**parts, part_scales={"arms": 1}).part_scales == {"arms": 1.0}
+
+
 def test_keypoint_source_must_fit_the_renderer(make_tiny_pipeline) -> None:
     from difftted.pipeline import DiffTEDPipeline
 
@@ -157,6 +187,26 @@ def test_body_pipeline_renders_with_part_masks_and_can_turn_them_off(body_pipeli
         assert body_pipeline.frame_renderer.parts is not None
         with pytest.raises(TypeError, match="part_masks must be a bool"):
             body_pipeline.part_masks = 1
+    finally:
+        body_pipeline.part_masks = True
+
+
+def test_part_masks_get_the_person_mask_of_the_crop(body_pipeline, astronaut_path) -> None:
+    """With part masks the prepared source carries the photo's person mask cut to the crop (a
+    part owns only the person's pixels); without, none is computed."""
+    from difftted.pipeline.person import load_image, person_mask
+
+    photo = load_image(astronaut_path)
+    box, crop = body_pipeline.crop_person(photo)
+    prepared = body_pipeline.prepare_source(photo, box, crop)
+    expected = torch.from_numpy(person_mask(photo)[box.y0:box.y0 + box.size, box.x0:box.x0 + box.size])
+    resized = torch.nn.functional.interpolate(expected[None, None], size=crop.shape[-2:], mode="bilinear")
+    assert prepared.foreground.shape == (1, 1, *crop.shape[-2:])
+    torch.testing.assert_close(prepared.foreground, resized)
+    assert 0.2 < float(prepared.foreground.mean()) < 0.9  # a person, and some background
+    try:
+        body_pipeline.part_masks = False
+        assert body_pipeline.prepare_source(photo, box, crop).foreground is None
     finally:
         body_pipeline.part_masks = True
 
