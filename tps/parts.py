@@ -22,6 +22,10 @@ however the keypoints move. A `PartLayout` fixes that without training:
   (`fill_holes`: the decoder, never trained on such holes, paints them in bright blotches).
 * a part whose capsule lies wholly outside the source image (hands below a head-and-shoulders
   photo) is left to the network (`active_parts`): there are no pixels of it to move.
+* **visible**: a limb's pixels at its new place are the source's own, moved; the network's
+  occlusion maps, never trained on a hand that moves alone, mark some of them for the decoder
+  (which paints the shirt's colour into a moved phone). Inside the occluding parts' layered
+  weights the occlusion is raised to that weight (`part_visibility`).
 * **foreground** (optional, a person segmentation of the source): a capsule is a shape, and the
   pixels it covers beside a hand are sofa or wall; with a foreground mask a part owns only the
   pixels its transform brings from the person (what a hand holds, a phone, a pen, counts as the
@@ -47,7 +51,7 @@ import torch.nn.functional as F
 from tps.transform import TPS, make_coordinate_grid
 
 __all__ = ["Part", "PartLayout", "capsule_masks", "apply_part_masks", "ghost_mask", "fill_holes",
-           "foreground_at", "PART_REGULARISATION"]
+           "foreground_at", "similarity_frame", "part_visibility", "PART_REGULARISATION"]
 
 #: The parts' TPS are refitted with this regularisation instead of the official 0.01 (which the
 #: network's own transforms keep, as trained): 0.01 on a hand's tight cluster of points leaves
@@ -69,12 +73,18 @@ class Part:
     occludes: whether pixels that sample this part's source capsule from outside every driving
         part count as occluded (see the module doc). Off for parts that only deform in place
         (a jaw) and never uncover anything.
+    rigid: move the part by the least-squares similarity (rotation, uniform scale, translation)
+        of its transform's 5 keypoints instead of their TPS (`similarity_frame`). A limb does not
+        bend; and a TPS through a hand's tight cluster of points, driven by points that are not
+        a rigid copy of the source's, extrapolates wildly a little past them, where a capsule
+        reaches to carry what the hand holds.
     """
 
     transform: int
     segments: tuple[tuple[int, int, float, float], ...]
     radius: float
     occludes: bool = True
+    rigid: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.transform, int) or self.transform < 0:
@@ -168,6 +178,27 @@ def active_parts(layout: PartLayout, kp_source: torch.Tensor) -> torch.Tensor:
     return torch.stack(rows, dim=1).to(kp_source.dtype)
 
 
+def similarity_frame(kp_driving: torch.Tensor, kp_source: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Least-squares similarity transforms from driving to source points, sampled on a grid.
+
+    kp_driving, kp_source: ``[B, P, n, 2]`` (x, y); returns ``[B, P, H, W, 2]``: for each grid
+    point p the source position ``mu_s + z (p - mu_d)`` with ``z`` the complex factor (rotation
+    and scale) minimising ``sum |z (d_i - mu_d) - (s_i - mu_s)|^2``. Equal point sets give the
+    identity exactly.
+    """
+    mu_d, mu_s = kp_driving.mean(dim=2, keepdim=True), kp_source.mean(dim=2, keepdim=True)
+    d, s = kp_driving - mu_d, kp_source - mu_s
+    norm = (d * d).sum(dim=(2, 3)).clamp(min=1e-12)  # [B, P]
+    re = (d[..., 0] * s[..., 0] + d[..., 1] * s[..., 1]).sum(dim=2) / norm  # z = sum(conj(d) s) / sum |d|^2
+    im = (d[..., 0] * s[..., 1] - d[..., 1] * s[..., 0]).sum(dim=2) / norm
+    grid = make_coordinate_grid(height, width, dtype=kp_driving.dtype, device=kp_driving.device)
+    rel = grid[None, None] - mu_d[:, :, :, None, :]  # [B, P, H, W, 2]
+    re, im = re[..., None, None], im[..., None, None]
+    x = re * rel[..., 0] - im * rel[..., 1]
+    y = im * rel[..., 0] + re * rel[..., 1]
+    return torch.stack([x, y], dim=-1) + mu_s[:, :, :, None, :]
+
+
 def foreground_at(foreground: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """The source's foreground mask ``[1|B, 1, Hs, Ws]`` in [0, 1] read at ``points
     [B, H, W, 2]`` ((x, y) in [-1, 1], bilinear, 0 outside the image): ``[B, H, W]``."""
@@ -221,6 +252,13 @@ def apply_part_masks(
     exact = TPS.fit(kp_driving, kp_source.expand(b, -1, -1), regularisation=PART_REGULARISATION)
     transformations = transformations.clone()
     transformations[:, channels] = exact.transform_frame(height, width)[:, [c - 1 for c in channels]]
+    rigid = [k for k, p in enumerate(layout.parts) if p.rigid]
+    if rigid:
+        groups = torch.tensor([layout.parts[k].transform for k in rigid], device=kp_driving.device)
+        idx = (5 * groups[:, None] + torch.arange(5, device=kp_driving.device)).reshape(-1)
+        drv = kp_driving[:, idx].reshape(b, len(rigid), 5, 2)
+        src = kp_source.expand(b, -1, -1)[:, idx].reshape(b, len(rigid), 5, 2)
+        transformations[:, [channels[k] for k in rigid]] = similarity_frame(drv, src, height, width)
     if foreground is not None:
         grids = transformations[:, channels]  # [B, P, H, W, 2]: where each part samples the source
         fg = foreground_at(foreground, grids.reshape(b * len(channels), height, width, 2))
@@ -243,6 +281,7 @@ def ghost_mask(
     kp_source: torch.Tensor,
     size: tuple[int, int],
     foreground: torch.Tensor | None = None,
+    maps: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``[B, 1, H, W]`` in [0, 1]: where the flow shows a part's old pixels or samples off the image.
 
@@ -253,7 +292,10 @@ def ghost_mask(
     pixel inside a driving part whose q lies outside the source image is a ghost by its part
     weight. Multiply the occlusion maps by ``1 - ghost``. With ``foreground`` (as in
     `apply_part_masks`) S_k counts only the person's pixels: background beside a part's old place
-    is no ghost, it never moved.
+    is no ghost, it never moved. With ``maps`` (`apply_part_masks`' ``[B, K+1, h, w]``) D_j is the
+    weight part j really took (its layered capsule times the foreground), not its capsule: a
+    pixel of a driving capsule the part did not take shows what lies under it, possibly its old
+    self.
     """
     height, width = size
     flow = deformation
@@ -262,7 +304,14 @@ def ghost_mask(
                              align_corners=True).permute(0, 2, 3, 1)
     unit = layout.unit_length(kp_source)
     grid = make_coordinate_grid(height, width, dtype=flow.dtype, device=flow.device)[None]
-    driving = capsule_masks(layout, kp_driving, unit, grid) * active_parts(layout, kp_source)[:, :, None, None]
+    if maps is None:
+        driving = capsule_masks(layout, kp_driving, unit, grid) * active_parts(layout, kp_source)[:, :, None, None]
+        taken = _layered(driving).sum(dim=1).clamp(max=1.0)
+    else:
+        driving = maps[:, [p.transform + 1 for p in layout.parts]]
+        if driving.shape[-2:] != (height, width):
+            driving = F.interpolate(driving, size=(height, width), mode="bilinear", align_corners=False)
+        taken = driving.sum(dim=1).clamp(max=1.0)
     occluding = [k for k, p in enumerate(layout.parts) if p.occludes]
     ghost = torch.zeros_like(flow[..., 0])
     if occluding:
@@ -272,8 +321,17 @@ def ghost_mask(
             source = source * foreground_at(foreground, flow)[:, None]
         ghost = (source[:, occluding].amax(dim=1) - driving.sum(dim=1)).clamp(0.0, 1.0)
     outside = ((flow.abs() > 1).any(dim=-1)).to(flow.dtype)
-    ghost = torch.maximum(ghost, outside * _layered(driving).sum(dim=1).clamp(max=1.0))
+    ghost = torch.maximum(ghost, outside * taken)
     return ghost[:, None]
+
+
+def part_visibility(layout: PartLayout, maps: torch.Tensor) -> torch.Tensor:
+    """``[B, 1, H, W]``: the layered weight of the occluding parts in ``maps`` (`apply_part_masks`'
+    ``[B, K+1, H, W]``): where a limb's own pixels are shown, so visible in the source."""
+    channels = [p.transform + 1 for p in layout.parts if p.occludes]
+    if not channels:
+        return torch.zeros_like(maps[:, :1])
+    return maps[:, channels].sum(dim=1, keepdim=True).clamp(0.0, 1.0)
 
 
 def fill_holes(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:

@@ -43,7 +43,7 @@ from tps.fast import subpixel_upsampling
 from tps.inpainting import deform_input
 from tps.model import TPSMotionModel
 from tps.optimize import inference_copy
-from tps.parts import PartLayout, apply_part_masks, fill_holes, ghost_mask
+from tps.parts import PartLayout, apply_part_masks, fill_holes, ghost_mask, part_visibility
 
 __all__ = ["BACKENDS", "MODES", "PreparedSource", "RenderedChunk", "Renderer", "native_bfloat16", "relative_keypoints",
            "official_render"]
@@ -510,10 +510,19 @@ class Renderer:
         if self.parts is not None:
             # every occlusion map times 1 - ghost (at the finest map's size, area-averaged to the coarser)
             ghost = ghost_mask(self.parts, deformation, kp_driving, prepared.kp_source,
-                               tuple(occlusion_map[-1].shape[-2:]), prepared.foreground)
+                               tuple(occlusion_map[-1].shape[-2:]), prepared.foreground, contribution_maps)
             keep = 1 - ghost
+            visible = part_visibility(self.parts, contribution_maps)
+
+            def at_size(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+                if x.shape[-2:] == size:
+                    return x
+                if x.shape[-2] > size[0]:
+                    return F.adaptive_avg_pool2d(x, size)
+                return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
             motion["occlusion_map"] = [
-                o * (keep if o.shape[-2:] == keep.shape[-2:] else F.adaptive_avg_pool2d(keep, o.shape[-2:]))
+                torch.maximum(o, at_size(visible, o.shape[-2:])) * at_size(keep, o.shape[-2:])
                 for o in occlusion_map
             ]
             motion["ghost"] = ghost

@@ -38,8 +38,9 @@ class FakeRenderer:
 def _pipeline(owner: int):
     gen = torch.Generator().manual_seed(0)
     source = torch.rand(50, 2, generator=gen) * 1.2 - 0.6
-    return SimpleNamespace(crop_person=lambda photo: (None, None), source_keypoints=lambda photo, box: None,
-                           keypoint_source="body", frame_renderer=FakeRenderer(source, owner))
+    renderer = FakeRenderer(source, owner)
+    return SimpleNamespace(crop_person=lambda photo: (None, None), keypoint_source="body", frame_renderer=renderer,
+                           prepare_source=lambda photo, box, crop: renderer.prepare(crop, None))
 
 
 @pytest.mark.parametrize("owner", [0, 6])

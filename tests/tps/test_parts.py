@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from tps.model import TPSMotionModel
-from tps.parts import Part, PartLayout, apply_part_masks, capsule_masks, fill_holes, ghost_mask
+from tps.parts import (Part, PartLayout, apply_part_masks, capsule_masks, fill_holes, ghost_mask, part_visibility,
+                       similarity_frame)
 from tps.render import Renderer
 from tps.transform import make_coordinate_grid
 
@@ -98,6 +99,54 @@ def test_renderer_prepare_checks_and_resizes_the_foreground(model: TPSMotionMode
     for bad, message in ((torch.ones(2, 1, 8, 8), "foreground must be"), (torch.full((8, 8), 2.0), r"\[0, 1\]")):
         with pytest.raises(ValueError, match=message):
             renderer.prepare(source, kp, foreground=bad)
+
+
+def test_similarity_frame_is_the_least_squares_similarity() -> None:
+    """Checked against numpy's least squares on s = [[a, -b], [b, a]] d + t, for points that are
+    no exact similarity of each other; equal points give the identity."""
+    import numpy as np
+
+    gen = torch.Generator().manual_seed(0)
+    src = torch.rand(1, 2, 5, 2, generator=gen) - 0.5
+    drv = src.flip(-1) * 0.8 + 0.05 * torch.rand(1, 2, 5, 2, generator=gen)
+    got = similarity_frame(drv, src, 7, 9)
+    grid = make_coordinate_grid(7, 9).numpy()
+    for p in range(2):
+        d, t = drv[0, p].double().numpy(), src[0, p].double().numpy()
+        rows = np.concatenate([np.stack([d[:, 0], -d[:, 1], np.ones(5), np.zeros(5)], 1),
+                               np.stack([d[:, 1], d[:, 0], np.zeros(5), np.ones(5)], 1)])
+        a, b, tx, ty = np.linalg.lstsq(rows, np.concatenate([t[:, 0], t[:, 1]]), rcond=None)[0]
+        expect = np.stack([a * grid[..., 0] - b * grid[..., 1] + tx, b * grid[..., 0] + a * grid[..., 1] + ty], -1)
+        np.testing.assert_allclose(got[0, p].numpy(), expect, atol=1e-5)
+    torch.testing.assert_close(similarity_frame(src, src, 7, 9)[0, 0], make_coordinate_grid(7, 9), atol=1e-6, rtol=0)
+
+
+def test_a_rigid_part_moves_by_the_similarity_of_its_points_not_their_tps() -> None:
+    """One hand point pulled off a rigid copy: the TPS bends through it, the rigid part does not."""
+    source = keypoints()
+    driving = keypoints((0.2, 0.0))
+    driving[0, 9] += torch.tensor([0.0, 0.15])  # the fifth hand point pulled down alone
+    net = torch.zeros(1, 3, 16, 16)
+    net[:, 1] = 1.0
+    rigid = PartLayout((Part(1, ((5, 6, 0.0, 1.0),), radius=0.15, rigid=True),), unit=(0, 1))
+    grids = transformations(driving, source, 64)
+    _, flow_rigid = apply_part_masks(rigid, net, grids, driving, source)
+    _, flow_tps = apply_part_masks(LAYOUT, net, grids, driving, source)
+    expect = similarity_frame(driving[:, None, 5:10], source[:, None, 5:10], 64, 64)[0, 0]
+    x, y = -0.6 + 0.2, 0.35  # inside the driving hand's capsule
+    probe = lambda flow: at(flow.permute(0, 3, 1, 2), x, y)[0]  # noqa: E731
+    torch.testing.assert_close(probe(flow_rigid), at(expect.permute(2, 0, 1), x, y), atol=1e-5, rtol=0)
+    assert (probe(flow_tps) - probe(flow_rigid)).abs().max() > 0.01  # the TPS does bend
+
+
+def test_part_visibility_is_the_occluding_parts_weight() -> None:
+    maps = torch.zeros(1, 3, 8, 8)
+    maps[:, 0] = 1.0
+    maps[:, 0, 2:4, 2:4], maps[:, 2, 2:4, 2:4] = 0.25, 0.75  # the hand (transform 1) takes 0.75 there
+    vis = part_visibility(LAYOUT, maps)
+    assert vis.shape == (1, 1, 8, 8) and vis[0, 0, 3, 3] == 0.75 and vis[0, 0, 6, 6] == 0.0
+    inner = PartLayout((Part(1, ((5, 6, 0.0, 1.0),), radius=0.15, occludes=False),), unit=(0, 1))
+    assert part_visibility(inner, maps).max() == 0.0  # a part that deforms in place claims nothing
 
 
 def test_at_the_source_pose_a_part_stays_still_and_leaves_no_ghost() -> None:
@@ -212,3 +261,4 @@ def test_renderer_with_parts_moves_the_hand_and_keeps_the_rest_pose(model: TPSMo
     assert float(unit) * 0.2 > 0.03  # the probe lies well inside the capsule
     torch.testing.assert_close(displacement, torch.tensor([-0.3, 0.0]), atol=2e-3, rtol=0)
     assert at(chunk.occlusion[0, 0], -0.3, 0.25) < 0.05  # the hand's old place: a ghost, occluded
+    assert at(chunk.occlusion[0, 0], 0.0, 0.25) > 0.99  # its new place shows its own source pixels
