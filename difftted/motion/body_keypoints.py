@@ -142,15 +142,24 @@ TABLE: tuple[KeypointSpec, ...] = _build_table()
 PART_GROUPS = {"head": (0, 2), "mouth": (1,), "torso": (3,), "arms": (4, 5, 6, 7, 8, 9)}
 
 #: The parts' capsules for the renderer's part masks (`part_layout`, `tps.parts`), bottom to top:
-#: ``(transform, ((label, label, t0, t1), ...), radius in shoulder widths, occludes)``; labels are
+#: ``(transform, ((label, label, t0, t1), ...), radius in shoulder widths, occludes, rigid)``; labels are
 #: `TABLE` labels of that transform's keypoints, each pair a capsule axis from ``t0`` to ``t1`` of
-#: the way. The mouth covers lips and chin and only deforms (no ghosts); the upper arm starts a
-#: quarter down from the shoulder so the shoulder itself stays with the torso.
+#: the way. The head covers the face from above the forehead to below the nose (the mouth, above
+#: it, keeps lips and chin) and moves in place (no ghosts); the mouth only deforms; the upper arm
+#: starts a quarter down from the shoulder so the shoulder itself stays with the torso; the hand
+#: reaches a third again past the finger landmarks, with a wider radius, to carry what it holds (a
+#: phone): the pipeline gives the renderer the photo's person mask, so the capsule takes only the
+#: person's pixels (held objects count), not the sofa beside the hand (`tps.parts`, foreground).
+#: Head and limbs move rigidly (the similarity of their 5 keypoints): a TPS through a hand's tight
+#: points bends wildly past them when the sampled points are not a rigid copy of the photo's, and
+#: tore held objects; only the mouth deforms.
 PART_CAPSULES = (
-    ("mouth", (("mouth right", "mouth left", 0.0, 1.0), ("upper lip", "chin", 0.0, 1.0)), 0.07, False),
-    *((f"{side}_upper_arm", (("shoulder", "elbow", 0.25, 1.0),), 0.17, True) for side in SIDES),
-    *((f"{side}_forearm", (("elbow", "wrist", 0.0, 1.0),), 0.14, True) for side in SIDES),
-    *((f"{side}_hand", tuple(("wrist", p.replace("_", " "), 0.0, 1.0) for p in HAND_PARTS), 0.11, True)
+    ("head", (("forehead", "right nose wing", -0.3, 1.6), ("forehead", "left nose wing", -0.3, 1.6)), 0.2, False,
+     True),
+    ("mouth", (("mouth right", "mouth left", 0.0, 1.0), ("upper lip", "chin", 0.0, 1.0)), 0.07, False, False),
+    *((f"{side}_upper_arm", (("shoulder", "elbow", 0.25, 1.0),), 0.17, True, True) for side in SIDES),
+    *((f"{side}_forearm", (("elbow", "wrist", 0.0, 1.0),), 0.14, True, True) for side in SIDES),
+    *((f"{side}_hand", tuple(("wrist", p.replace("_", " "), 0.0, 1.3) for p in HAND_PARTS), 0.13, True, True)
       for side in SIDES),
 )
 
@@ -163,15 +172,15 @@ def keypoint_index(transform: str, label: str) -> int:
     raise KeyError(f"no keypoint {label!r} in transform {transform!r}")
 
 
-def part_layout(feather: float = 0.5):
+def part_layout(feather: float = 0.15):
     """`PART_CAPSULES` as a `tps.PartLayout` (radii in shoulder widths: the unit is the torso's
     two shoulder keypoints). Imports torch (through `tps.parts`)."""
     from tps.parts import Part, PartLayout
 
     parts = tuple(
         Part(TRANSFORMS.index(name), tuple((keypoint_index(name, a), keypoint_index(name, b), t0, t1)
-                                           for a, b, t0, t1 in segments), radius, occludes)
-        for name, segments, radius, occludes in PART_CAPSULES
+                                           for a, b, t0, t1 in segments), radius, occludes, rigid)
+        for name, segments, radius, occludes, rigid in PART_CAPSULES
     )
     unit = (keypoint_index("torso", "right shoulder"), keypoint_index("torso", "left shoulder"))
     return PartLayout(parts, unit, feather)
