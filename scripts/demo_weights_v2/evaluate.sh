@@ -2,9 +2,11 @@
 # Judge demo weights v1 and v2 from the pixels of their output (issue 10), beside real footage:
 # the table of docs/demo_weights.md's "v2" section, and the contact sheets.
 #
-#   bash scripts/demo_weights_v2/evaluate.sh                      # v2 from $WORK/weights_v2
-#   V2=weights bash scripts/demo_weights_v2/evaluate.sh           # once v2 is the bundled default
+#   bash scripts/demo_weights_v2/evaluate.sh                      # v2 = weights/v2 (else $WORK/weights_v2)
+#   V2=$WORK/weights_v2 bash scripts/demo_weights_v2/evaluate.sh   # a freshly trained one
 #   V2_ARGS="--guidance 4" TAG=g4 bash scripts/demo_weights_v2/evaluate.sh   # another v2 setting
+#   SEED=1 TAG=v2_s1 bash scripts/demo_weights_v2/evaluate.sh     # another seed (v1 too: NAME_v1_s1.mp4)
+#   NAMES=couch TAG=try bash scripts/demo_weights_v2/evaluate.sh  # one input, for a quick sweep
 #
 # Inputs, none of them in either version's training:
 #   couch:  the first frame of talking_more/upper_body/ub09 (half body, hands in view; held out of
@@ -21,11 +23,14 @@ SHARED="${SHARED:-$REPO/../shared/data}"
 WORK="${WORK:-/work/data}"
 V1="${V1:-$REPO/weights_v1}"
 [[ -d "$V1" ]] || V1="$REPO/weights"          # before v2 is bundled, weights/ is v1
-V2="${V2:-$WORK/weights_v2}"
+V2="${V2:-$REPO/weights/v2}"
+[[ -d "$V2" ]] || V2="$WORK/weights_v2"
 EVAL="${EVAL:-$WORK/eval_v2}"
 SEED="${SEED:-0}"
 V2_ARGS="${V2_ARGS:-}"                          # extra `generate` options for v2 (a guidance sweep)
 TAG="${TAG:-v2}"                                # v2's file names: NAME_$TAG.mp4
+NAMES="${NAMES:-couch ted astro}"               # which inputs (a quick sweep: NAMES=couch)
+V1TAG="v1$([[ "$SEED" == 0 ]] || echo "_s$SEED")"  # v1's file names: NAME_$V1TAG.mp4
 export OMP_NUM_THREADS="${THREADS:-2}"
 cd "$REPO"
 mkdir -p "$EVAL"
@@ -47,20 +52,21 @@ declare -A PHOTO=([couch]="$EVAL/couch.png" [ted]="$EVAL/ted.png" [astro]="examp
 declare -A REAL=([couch]="$SHARED/talking_more/upper_body/ub09_skyreelsA1_drv5_couch_youtuber.mp4"
                  [ted]="$SHARED/talking/oliver_halfbody.mp4" [astro]="$SHARED/talking/oliver_halfbody.mp4")
 
-for name in couch ted astro; do
-  [[ -f "$EVAL/${name}_v1.mp4" ]] || python -m difftted generate --weights "$V1" --image "${PHOTO[$name]}" \
-    --audio "${AUDIO[$name]}" --out "$EVAL/${name}_v1.mp4" --seed "$SEED" --quiet
+for name in $NAMES; do
+  [[ -f "$EVAL/${name}_${V1TAG}.mp4" ]] || python -m difftted generate --weights "$V1" --image "${PHOTO[$name]}" \
+    --audio "${AUDIO[$name]}" --out "$EVAL/${name}_${V1TAG}.mp4" --seed "$SEED" --quiet
   # shellcheck disable=SC2086
   python -m difftted generate --weights "$V2" --image "${PHOTO[$name]}" --audio "${AUDIO[$name]}" \
     --out "$EVAL/${name}_${TAG}.mp4" --seed "$SEED" --quiet $V2_ARGS
-  python -m difftted evaluate-video "$EVAL/${name}_v1.mp4" "$EVAL/${name}_${TAG}.mp4" --audio "${AUDIO[$name]}" \
+  python -m difftted evaluate-video "$EVAL/${name}_${V1TAG}.mp4" "$EVAL/${name}_${TAG}.mp4" --audio "${AUDIO[$name]}" \
     --photo "${PHOTO[$name]}" --reference "${REAL[$name]}" --json "$EVAL/${name}_${TAG}.json" --no-progress \
     | tee "$EVAL/${name}_${TAG}.txt"
 done
 
 # look at it: a frame every 0.5 s, and the face at full resolution
-for name in couch ted; do
-  python scripts/demo_weights/contact_sheet.py --videos "$EVAL/${name}_v1.mp4" "$EVAL/${name}_${TAG}.mp4" \
+for name in $NAMES; do
+  [[ $name == astro ]] && continue
+  python scripts/demo_weights/contact_sheet.py --videos "$EVAL/${name}_${V1TAG}.mp4" "$EVAL/${name}_${TAG}.mp4" \
     --out "$EVAL/sheet_${name}_${TAG}.png" --every 0.5 --thumb 200 --max-frames 10
 done
 echo "tables in $EVAL/{couch,ted,astro}_${TAG}.txt (json beside them); sheets in $EVAL/sheet_*_${TAG}.png"

@@ -8,8 +8,11 @@
 #   CPU_FLAG= RENDERER_MINUTES=120 DENOISER_STEPS=6000 bash scripts/demo_weights_v2/run.sh   # GPU
 #
 # The renderer phase is bounded by wall-clock minutes (it runs under `timeout`; the newest
-# checkpoint, saved every 100 steps, is used). Nothing is written into weights/ unless
-# OUT_WEIGHTS says so: measure the result first (issue 10's evaluate command), then copy it.
+# checkpoint is used). Nothing is written into weights/: measure the result first
+# (scripts/demo_weights_v2/evaluate.sh), then bundle it by hand (float16, sampling defaults):
+#
+#   python scripts/demo_weights_v2/bundle.py --pipeline $WORK/weights_v2 --out weights/v2 \
+#       --part-scales head=1.5,mouth=1.8                     # what weights/v2 holds
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -60,4 +63,6 @@ rm -rf "$OUT_WEIGHTS/denoiser" "$OUT_WEIGHTS/scheduler" "$OUT_WEIGHTS/renderer" 
 mkdir -p "$OUT_WEIGHTS"
 cp -r "$WORK/denoiser_body/final/." "$OUT_WEIGHTS/"
 du -sh "$OUT_WEIGHTS"
+# 4. (by hand, after judging) the bundled copy: float16 storage and the sampling defaults
+#    python scripts/demo_weights_v2/bundle.py --pipeline "$OUT_WEIGHTS" --out weights/v2 --part-scales head=1.5,mouth=1.8
 echo "done: $OUT_WEIGHTS (keypoints: $(python -c "import json,sys; print(json.load(open(sys.argv[1])).get('keypoints'))" "$OUT_WEIGHTS/pipeline.json"))"
