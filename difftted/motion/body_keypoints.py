@@ -144,18 +144,17 @@ PART_GROUPS = {"head": (0, 2), "mouth": (1,), "torso": (3,), "arms": (4, 5, 6, 7
 #: The parts' capsules for the renderer's part masks (`part_layout`, `tps.parts`), bottom to top:
 #: ``(transform, ((label, label, t0, t1), ...), radius in shoulder widths, occludes, rigid)``; labels are
 #: `TABLE` labels of that transform's keypoints, each pair a capsule axis from ``t0`` to ``t1`` of
-#: the way. The head covers the face from above the forehead to below the nose (the mouth, above
-#: it, keeps lips and chin) and moves in place (no ghosts); the mouth only deforms; the upper arm
+#: the way. The head has no capsule: the renderer's own maps give it the whole head, hair and ears
+#: (a capsule over the face took the face from them and left the rest of the head behind: two
+#: faces side by side once the head turned); the mouth only deforms; the upper arm
 #: starts a quarter down from the shoulder so the shoulder itself stays with the torso; the hand
 #: reaches a third again past the finger landmarks, with a wider radius, to carry what it holds (a
 #: phone): the pipeline gives the renderer the photo's person mask, so the capsule takes only the
 #: person's pixels (held objects count), not the sofa beside the hand (`tps.parts`, foreground).
-#: Head and limbs move rigidly (the similarity of their 5 keypoints): a TPS through a hand's tight
+#: Limbs move rigidly (the similarity of their 5 keypoints): a TPS through a hand's tight
 #: points bends wildly past them when the sampled points are not a rigid copy of the photo's, and
 #: tore held objects; only the mouth deforms.
 PART_CAPSULES = (
-    ("head", (("forehead", "right nose wing", -0.3, 1.6), ("forehead", "left nose wing", -0.3, 1.6)), 0.2, False,
-     True),
     ("mouth", (("mouth right", "mouth left", 0.0, 1.0), ("upper lip", "chin", 0.0, 1.0)), 0.07, False, False),
     *((f"{side}_upper_arm", (("shoulder", "elbow", 0.25, 1.0),), 0.17, True, True) for side in SIDES),
     *((f"{side}_forearm", (("elbow", "wrist", 0.0, 1.0),), 0.14, True, True) for side in SIDES),
