@@ -65,3 +65,27 @@ def test_default_weights_animate_the_example_photo(default_pipeline, tmp_path: P
     source = default_pipeline.frame_renderer.prepare(crop_tensor, given).kp_source[0].numpy()
     np.testing.assert_allclose(kp[0], source, atol=1e-5)
     assert np.linalg.norm(kp - source, axis=-1).mean() < 0.03  # 0.011 measured; 0.041 without relative motion
+
+
+def test_bundled_v2_weights_are_a_body_pipeline_that_moves_the_hands() -> None:
+    """weights/v2 (float16 storage): loads as float32 modules on body keypoints with its sampling
+    defaults, starts at the photo and moves the hand keypoints more than the torso's."""
+    folder = REPO / "weights" / "v2"
+    if not (folder / "pipeline.json").is_file():
+        pytest.skip(f"no bundled v2 pipeline in {folder}")
+    from difftted import DiffTEDPipeline
+    from difftted.motion.body_keypoints import TRANSFORMS
+
+    pipe = DiffTEDPipeline.from_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.keypoint_source == "body" and pipe.renderer.config.keypoint_source == "given"
+    assert pipe.part_masks and set(pipe.part_scales) <= {"head", "mouth", "arms"}
+    assert {p.dtype for m in (pipe.denoiser, pipe.renderer) for p in m.parameters()} == {torch.float32}
+    out = pipe(REPO / "examples" / "astronaut.png", REPO / "examples" / "speech.wav", num_inference_steps=10,
+               generator=torch.Generator().manual_seed(0), output="crop", return_frames=True)
+    kp = out.keypoints
+    assert np.isfinite(kp).all() and np.isfinite(out.frames).all()
+    speed = np.linalg.norm(np.diff(kp, axis=0), axis=-1).reshape(len(kp) - 1, len(TRANSFORMS), 5).mean(axis=(0, 2))
+    hands = speed[[TRANSFORMS.index("right_hand"), TRANSFORMS.index("left_hand")]].mean()
+    assert hands > 2 * speed[TRANSFORMS.index("torso")]
+    assert np.abs(out.frames[-1].astype(float) - out.frames[0].astype(float)).mean() > 0.5
