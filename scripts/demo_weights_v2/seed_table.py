@@ -35,7 +35,10 @@ def _video_entry(data: dict, role: str) -> dict:
     return data[keys[0] if role == "v1" else keys[1]]
 
 
-def _span(values: list[float], digits: int) -> str:
+def _span(values: list[float | None], digits: int) -> str:
+    values = [v for v in values if v is not None]  # None: not measurable (e.g. wrists out of view)
+    if not values:
+        return "-"
     mean = statistics.fmean(values)
     if len(values) == 1:
         return f"{mean:.{digits}f}"
@@ -57,7 +60,10 @@ def table(eval_dir: Path, name: str, tags: list[str]) -> str:
             if chance:
                 text += f" ({_span([g[chance] for g in group], digits)})"
             cells.append(text)
-        real_text = f"{real[key]:.{digits}f}" + (f" ({real[chance]:.{digits}f})" if chance else "")
+        real_text = _span([real[key]], digits) + (f" ({_span([real[chance]], digits)})" if chance else "")
+        if any(g[key] is None for g in v2) or (bar == "v1" and any(g[key] is None for g in v1)):
+            lines.append(f"| {label} | {cells[0]} | {cells[1]} | {real_text} | - | not measurable |")
+            continue
         mean_v2 = statistics.fmean(g[key] for g in v2)
         if bar == "v1":
             limit, bar_text = statistics.fmean(g[key] for g in v1), ">= v1"
