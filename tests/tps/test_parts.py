@@ -89,6 +89,23 @@ def test_with_a_foreground_a_part_carries_only_the_person_and_leaves_no_backgrou
     assert at(ghost, -0.6 - 0.08, 0.35 + 0.2) == 0.0 and at(ghost_plain, -0.6 - 0.08, 0.35 + 0.2) > 0.9
 
 
+def test_a_capsule_pixel_the_part_did_not_take_can_be_a_ghost() -> None:
+    """With the person mask a driving capsule's pixel may stay with the network (its part's source
+    there is sofa); if the network's identity then shows the hand's old (person) pixels, it is a
+    ghost: judged on the weights the parts took (``maps``), not on the capsules."""
+    source, shift = keypoints(), (0.1, 0.0)
+    driving = keypoints(shift)
+    net = torch.zeros(1, 3, 16, 16)
+    net[:, 1] = 1.0
+    foreground = (make_coordinate_grid(64, 64)[None, None, ..., 0] > -0.6).float()
+    maps, flow = apply_part_masks(LAYOUT, net, transformations(driving, source, 64), driving, source, foreground)
+    x, y = -0.55, 0.35  # in the driving capsule; its hand source (x - 0.1) is sofa, so not taken
+    assert at(maps[:, 2], x, y) == 0.0
+    taken = ghost_mask(LAYOUT, flow, driving, source, (64, 64), foreground, maps)[0, 0]
+    capsules = ghost_mask(LAYOUT, flow, driving, source, (64, 64), foreground)[0, 0]
+    assert at(taken, x, y) > 0.9 and at(capsules, x, y) == 0.0
+
+
 def test_renderer_prepare_checks_and_resizes_the_foreground(model: TPSMotionModel) -> None:
     source = torch.rand(1, 3, 64, 64)
     kp = model.detect(source).detach()
