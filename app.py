@@ -200,8 +200,8 @@ def _part_sliders(pipeline: "DiffTEDPipeline") -> list[gr.Slider]:
             "needs weights with body keypoints; these use the learned detector")
     with gr.Row():
         defaults = getattr(pipeline, "part_scales", {})
-        return [gr.Slider(0.0, 2.0, value=defaults.get(part, 1.0), step=0.05, label=ui.PART_LABELS[part], info=info, interactive=body,
-                          elem_id=f"{part}-scale") for part in ("head", "mouth", "arms")]
+        return [gr.Slider(0.0, 2.0, value=defaults.get(part, 1.0), step=0.05, label=ui.PART_LABELS[part], info=info,
+                          interactive=body, elem_id=f"{part}-scale") for part in ("head", "mouth", "arms")]
 
 
 def _driving_tab(animate: Any, max_seconds: float, examples_dir: Path) -> None:

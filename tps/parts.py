@@ -249,16 +249,19 @@ def apply_part_masks(
     masks = capsule_masks(layout, kp_driving, layout.unit_length(kp_source), grid)
     masks = masks * active_parts(layout, kp_source)[:, :, None, None]
     channels = [p.transform + 1 for p in layout.parts]
-    exact = TPS.fit(kp_driving, kp_source.expand(b, -1, -1), regularisation=PART_REGULARISATION)
     transformations = transformations.clone()
-    transformations[:, channels] = exact.transform_frame(height, width)[:, [c - 1 for c in channels]]
-    rigid = [k for k, p in enumerate(layout.parts) if p.rigid]
-    if rigid:
-        groups = torch.tensor([layout.parts[k].transform for k in rigid], device=kp_driving.device)
-        idx = (5 * groups[:, None] + torch.arange(5, device=kp_driving.device)).reshape(-1)
-        drv = kp_driving[:, idx].reshape(b, len(rigid), 5, 2)
-        src = kp_source.expand(b, -1, -1)[:, idx].reshape(b, len(rigid), 5, 2)
-        transformations[:, [channels[k] for k in rigid]] = similarity_frame(drv, src, height, width)
+    source_kp = kp_source.expand(b, -1, -1)
+    for rigid in (False, True):  # each part's own grid: its exact TPS, or its similarity
+        chosen = [p.transform for p in layout.parts if p.rigid == rigid]
+        if not chosen:
+            continue
+        idx = (5 * torch.tensor(chosen, device=kp_driving.device)[:, None]
+               + torch.arange(5, device=kp_driving.device)).reshape(-1)
+        drv = kp_driving[:, idx].reshape(b, len(chosen), 5, 2)
+        src = source_kp[:, idx].reshape(b, len(chosen), 5, 2)
+        transformations[:, [t + 1 for t in chosen]] = (
+            similarity_frame(drv, src, height, width) if rigid
+            else TPS.fit(drv, src, regularisation=PART_REGULARISATION).transform_frame(height, width))
     if foreground is not None:
         grids = transformations[:, channels]  # [B, P, H, W, 2]: where each part samples the source
         fg = foreground_at(foreground, grids.reshape(b * len(channels), height, width, 2))
@@ -303,8 +306,8 @@ def ghost_mask(
         flow = F.interpolate(flow.permute(0, 3, 1, 2), size=(height, width), mode="bilinear",
                              align_corners=True).permute(0, 2, 3, 1)
     unit = layout.unit_length(kp_source)
-    grid = make_coordinate_grid(height, width, dtype=flow.dtype, device=flow.device)[None]
     if maps is None:
+        grid = make_coordinate_grid(height, width, dtype=flow.dtype, device=flow.device)[None]
         driving = capsule_masks(layout, kp_driving, unit, grid) * active_parts(layout, kp_source)[:, :, None, None]
         taken = _layered(driving).sum(dim=1).clamp(max=1.0)
     else:

@@ -79,6 +79,15 @@ def native_bfloat16(device: torch.device | str) -> bool:
     return False
 
 
+def _mask_at(mask: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """``mask [B, 1, H, W]`` at ``size``: area-averaged down, bilinear up, as is when equal."""
+    if mask.shape[-2:] == size:
+        return mask
+    if mask.shape[-2] > size[0]:
+        return F.adaptive_avg_pool2d(mask, size)
+    return F.interpolate(mask, size=size, mode="bilinear", align_corners=False)
+
+
 @dataclass(frozen=True)
 class PreparedSource:
     """Everything about a source image that driving frames do not change (batch 1, no grad).
@@ -513,16 +522,8 @@ class Renderer:
                                tuple(occlusion_map[-1].shape[-2:]), prepared.foreground, contribution_maps)
             keep = 1 - ghost
             visible = part_visibility(self.parts, contribution_maps)
-
-            def at_size(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-                if x.shape[-2:] == size:
-                    return x
-                if x.shape[-2] > size[0]:
-                    return F.adaptive_avg_pool2d(x, size)
-                return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
             motion["occlusion_map"] = [
-                torch.maximum(o, at_size(visible, o.shape[-2:])) * at_size(keep, o.shape[-2:])
+                torch.maximum(o, _mask_at(visible, o.shape[-2:])) * _mask_at(keep, o.shape[-2:])
                 for o in occlusion_map
             ]
             motion["ghost"] = ghost

@@ -50,6 +50,9 @@ logger = logging.getLogger(__name__)
 
 #: What each of `RENDER_PRECISIONS` sets `tps.Renderer`'s ``bfloat16`` to.
 _RENDER_BFLOAT16: dict[str, bool | str] = {"auto": "auto", "float32": False, "bfloat16": True}
+#: ``person`` of `DiffTEDPipeline.prepare_source` / ``prepare_composition`` when the caller has not
+#: segmented the photo yet (None there means "segmented, nobody found": not segmented again).
+FIND_PERSON: Any = object()
 
 
 @dataclass
@@ -418,14 +421,15 @@ class DiffTEDPipeline:
         return resample_frames(kp, num_frames).clamp(-limit, limit)
 
     def prepare_source(self, photo: np.ndarray, box: CropBox, source: torch.Tensor,
-                       person: np.ndarray | None = None) -> PreparedSource:
+                       person: np.ndarray | None = FIND_PERSON) -> PreparedSource:
         """Step 4: the crop ``source [1, 3, h, w]`` (`crop_person`) encoded once for every frame,
         with its keypoints (`source_keypoints`) and, with `part_masks`, the person's mask in the
-        crop (``person``: the photo's `person_mask` ``float32 [H, W]``, computed when None), so
-        that a body part owns only the person's pixels inside its capsule (`tps.parts`)."""
+        crop (``person``: the photo's `person_mask` ``float32 [H, W]`` or None, computed when
+        `FIND_PERSON`), so that a body part owns only the person's pixels inside its capsule
+        (`tps.parts`)."""
         foreground = None
         if self._part_masks:
-            person = person if person is not None else person_mask(photo)
+            person = person_mask(photo) if person is FIND_PERSON else person
             if person is not None:
                 foreground = torch.from_numpy(np.ascontiguousarray(person[box.y0:box.y0 + box.size,
                                                                           box.x0:box.x0 + box.size]))
@@ -434,14 +438,14 @@ class DiffTEDPipeline:
 
     def prepare_composition(self, photo: np.ndarray, box: CropBox, prepared: PreparedSource,
                             composition: Composition, crop_only: bool, still_background: bool,
-                            interpolation: str = "auto", person: np.ndarray | None = None) -> FrameComposer:
-        """Step 7's set-up: the photo's person mask (``person``, float32 [H, W], when already
-        computed; else `person_mask`) and the maps of its own pose (one render of the source
-        keypoints), for `difftted.pipeline.composition.FrameComposer`."""
+                            interpolation: str = "auto", person: np.ndarray | None = FIND_PERSON) -> FrameComposer:
+        """Step 7's set-up: the photo's person mask (``person``: float32 [H, W] or None when
+        already computed, `FIND_PERSON` to compute it with `person_mask`) and the maps of its own
+        pose (one render of the source keypoints), for `difftted.pipeline.composition.FrameComposer`."""
         if composition == "model":
             return FrameComposer(photo, box, "model", crop_only=crop_only)
         rest = next(self.frame_renderer.iter_render_maps(prepared, prepared.kp_source, batch_size=1, progress=False))
-        person = (person if person is not None else person_mask(photo)) if still_background else None
+        person = (person_mask(photo) if person is FIND_PERSON else person) if still_background else None
         return FrameComposer(photo, box, "native", crop_only=crop_only, rest=rest, person=person,
                              interpolation=interpolation)
 
