@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="draw the body parts (head, mouth, arms, hands) into the renderer's motion so hands and "
                              "lips move with their keypoints (default: on for weights with body keypoints; those "
                              "alone have parts)")
+    parser.add_argument("--mouth-interior", action=argparse.BooleanOptionalAction, default=None,
+                        help="paint the inside of the mouth where the sampled lips open past the photo's closed "
+                             "ones (default: on for weights with body keypoints and native composition)")
     parser.add_argument("--still-background", action=argparse.BooleanOptionalAction, default=True,
                         help="keep the photo's pixels wherever the person is not (native composition; default on)")
     parser.add_argument("--weights", default=None,
@@ -143,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                   generator=generator, fps=args.fps, motion_scale=args.motion_scale, part_scales=part_scales,
                   relative_motion=args.relative_motion, drift_seconds=args.drift_seconds,
                   composition=args.composition, still_background=args.still_background,
-                  interpolation=args.interpolation,
+                  interpolation=args.interpolation, mouth_interior=args.mouth_interior,
                   output="crop" if args.crop else "full", output_path=out, return_frames=False,
                   max_side=args.max_side, render_batch_size=args.batch_size)
     seconds = time.perf_counter() - start

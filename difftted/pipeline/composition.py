@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from difftted.pipeline.mouth import MouthInterior
 from difftted.pipeline.person import CropBox, PasteBack, feather_mask, paste_into, to_uint8
 from tps.compose import compose, motion_mask, relative_flow
 from tps.interpolation import INTERPOLATIONS, spline_upsample
@@ -80,18 +81,25 @@ class FrameComposer:
             ``"spline"``, ``"bicubic"`` (earlier releases) or ``"bilinear"``, see
             `tps.compose.compose`; the model path ignores it. The resolved choice is
             ``self.interpolation``.
+        mouth: paint the inside of a mouth opened past the photo's (`MouthInterior`, made
+            for this crop's size) on each frame; needs the driving keypoints with each chunk.
+            Native composition only.
     """
 
     def __init__(self, photo: np.ndarray, box: CropBox, composition: Composition = "native", *,
                  crop_only: bool = False, rest: RenderedChunk | None = None,
                  person: np.ndarray | None = None, feather: float = 0.04,
-                 interpolation: str = "auto") -> None:
+                 interpolation: str = "auto", mouth: MouthInterior | None = None) -> None:
         if composition not in COMPOSITIONS:
             raise ValueError(f"composition must be one of {COMPOSITIONS}, got {composition!r}")
         self.interpolation = resolve_interpolation(interpolation, box.size)
         if person is not None and person.shape != photo.shape[:2]:
             raise ValueError(f"person mask shape {person.shape} does not match the photo's {photo.shape[:2]}")
         self.composition, self.crop_only = composition, crop_only
+        if mouth is not None and (composition != "native" or mouth.size != box.size):
+            raise ValueError(f"mouth needs native composition and a MouthInterior of the crop's size {box.size}, "
+                             f"got composition={composition!r} and size {mouth.size}")
+        self.mouth = mouth
         if composition == "model":
             self._paste = PasteBack(photo, box, feather=feather, crop_only=crop_only)
             return
@@ -110,24 +118,31 @@ class FrameComposer:
         if person is not None:
             self.person = torch.from_numpy(np.ascontiguousarray(person[box.y0 : box.y0 + s, box.x0 : box.x0 + s]))[None, None]
 
-    def __call__(self, chunk: RenderedChunk) -> np.ndarray:
-        """One chunk of `tps.Renderer.iter_render_maps` -> ``uint8 [b, H, W, 3]``."""
+    def __call__(self, chunk: RenderedChunk, kp_driving: torch.Tensor | None = None) -> np.ndarray:
+        """One chunk of `tps.Renderer.iter_render_maps` -> ``uint8 [b, H, W, 3]``; ``kp_driving
+        [b, K, 2]`` the keypoints that drove it (needed with ``mouth``)."""
         if self.composition == "model":
             return self._paste(chunk.frames)
+        if self.mouth is not None and (kp_driving is None or len(kp_driving) != len(chunk.deformation)):
+            raise ValueError(f"a composer with a mouth needs kp_driving for each of the chunk's "
+                             f"{len(chunk.deformation)} frames, got {None if kp_driving is None else len(kp_driving)}")
         step = max(1, COMPOSE_PIXELS_PER_CALL // (self.box.size * self.box.size))
         if len(chunk.deformation) <= step:
-            return self._compose(chunk)
+            return self._compose(chunk, kp_driving)
         parts = [self._compose(RenderedChunk(*(t[i : i + step] for t in (chunk.frames, chunk.generated,
-                                                                           chunk.deformation, chunk.occlusion))))
+                                                                           chunk.deformation, chunk.occlusion))),
+                               None if kp_driving is None else kp_driving[i : i + step])
                  for i in range(0, len(chunk.deformation), step)]
         return np.concatenate(parts)
 
-    def _compose(self, chunk: RenderedChunk) -> np.ndarray:
+    def _compose(self, chunk: RenderedChunk, kp_driving: torch.Tensor | None = None) -> np.ndarray:
         deformation = chunk.deformation.float().cpu()
         if self.rest_flow is not None:
             deformation = relative_flow(deformation, self.rest_flow)
         frames = compose(self.crop, chunk.generated.float().cpu(), deformation, chunk.occlusion.float().cpu(),
                          self.rest_occlusion, interpolation=self.interpolation, upsampled=self.upsampled)
+        if self.mouth is not None:
+            frames = self.mouth(frames, kp_driving)
         alpha = self.square
         if self.person is not None:
             # at the flow's own resolution (64x64 for a 256 model; never below 64): a feathered

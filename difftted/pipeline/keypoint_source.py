@@ -108,6 +108,54 @@ def keypoint_scales(part_scales: Mapping[str, float], num_keypoints: int) -> tor
     return scale
 
 
+def scale_offsets(kp_source: torch.Tensor, offsets: torch.Tensor, part_scales: Mapping[str, float],
+                  keypoint_source: str) -> torch.Tensor:
+    """Driving keypoints ``kp_source [N, 2] + scaled offsets [T, N, 2]`` -> ``[T, N, 2]``.
+
+    Each part's offsets are multiplied by its scale (`keypoint_scales`), except the mouth's with
+    body keypoints: the lips ride on the head, so a mouth scaled on its own would drift off a
+    head scaled differently (at mouth 3, head 1.5 it bulged out of the face when the head
+    turned). The mouth's motion is split into what the head carries (the least-squares
+    similarity of the head transform's 5 keypoints, photo -> frame, applied to the photo's mouth
+    keypoints) and the lips' own articulation (the rest); the carried part follows the *scaled*
+    head exactly, the articulation takes the mouth's scale (all scales 1: the offsets as sampled).
+    """
+    scale = keypoint_scales(part_scales, kp_source.shape[0]).to(offsets)
+    kp = kp_source + scale * offsets
+    if keypoint_source != "body":
+        return kp
+    from difftted.motion.body_keypoints import TRANSFORMS
+
+    head = slice(5 * TRANSFORMS.index("head"), 5 * TRANSFORMS.index("head") + 5)
+    mouth = slice(5 * TRANSFORMS.index("mouth"), 5 * TRANSFORMS.index("mouth") + 5)
+    source_mouth = kp_source[mouth]
+    carried_raw = apply_similarity(fit_similarity(kp_source[head], kp_source[head] + offsets[:, head]), source_mouth)
+    carried = apply_similarity(fit_similarity(kp_source[head], kp[:, head]), source_mouth)
+    articulation = kp_source[mouth] + offsets[:, mouth] - carried_raw
+    kp = kp.clone()
+    kp[:, mouth] = carried + float(part_scales.get("mouth", 1.0)) * articulation
+    return kp
+
+
+def fit_similarity(src: torch.Tensor, dst: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Least-squares 2-D similarity (rotation, uniform scale, shift) mapping ``src [P, 2]`` to each
+    ``dst [T, P, 2]``: ``(a [T], b [T])`` complex, ``z -> a z + b`` with ``z = x + iy``."""
+    z = torch.complex(src[:, 0].double(), src[:, 1].double())
+    w = torch.complex(dst[..., 0].double(), dst[..., 1].double())
+    zc = z - z.mean()
+    a = ((w - w.mean(-1, keepdim=True)) * zc.conj()).sum(-1) / (zc.abs() ** 2).sum().clamp(min=1e-12)
+    b = w.mean(-1) - a * z.mean()
+    return a, b
+
+
+def apply_similarity(similarity: tuple[torch.Tensor, torch.Tensor], points: torch.Tensor) -> torch.Tensor:
+    """``points [P, 2]`` through each of ``fit_similarity``'s ``T`` similarities -> ``[T, P, 2]``."""
+    a, b = similarity
+    z = torch.complex(points[:, 0].double(), points[:, 1].double())
+    w = a[:, None] * z + b[:, None]
+    return torch.stack([w.real, w.imag], -1).to(points.dtype)
+
+
 def check_keypoint_source(source: Any, renderer_config: Any) -> None:
     if source not in KEYPOINT_SOURCES:
         raise ValueError(f"keypoint_source must be one of {KEYPOINT_SOURCES}, got {source!r}")

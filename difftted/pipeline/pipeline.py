@@ -41,7 +41,8 @@ from difftted.motion.sampling import sample_motion
 from difftted.pipeline.composition import COMPOSITIONS, Composition, FrameComposer, resolve_interpolation
 from difftted.pipeline.keypoint_source import (KEYPOINT_SOURCES, PART_SCALES, body_source_keypoints,  # noqa: F401
                                                check_keypoint_source, check_part_scales, keypoint_limit,
-                                               keypoint_scales)
+                                               scale_offsets)
+from difftted.pipeline.mouth import MouthInterior
 from difftted.pipeline.output import check_output_path, write_talking_video
 from difftted.pipeline.person import CropBox, ImageInput, crop_to_tensor, find_crop, fit_photo, load_image, person_mask
 from tps.render import PreparedSource, RenderedChunk, Renderer
@@ -246,7 +247,7 @@ class DiffTEDPipeline:
                  part_scales: Mapping[str, float] | None = None, relative_motion: bool | None = None,
                  drift_seconds: float | None = None, output: Literal["full", "crop"] = "full",
                  composition: Composition = "native", still_background: bool = True, interpolation: str = "auto",
-                 output_path: str | Path | None = None, return_frames: bool | None = None,
+                 mouth_interior: bool | None = None, output_path: str | Path | None = None, return_frames: bool | None = None,
                  output_type: Literal["np", "pil"] = "np", max_side: int | None = DEFAULT_MAX_SIDE,
                  render_mode: str = "standard", render_batch_size: int = DEFAULT_RENDER_BATCH, progress: bool = True,
                  return_dict: bool = True) -> DiffTEDPipelineOutput | tuple:
@@ -290,6 +291,10 @@ class DiffTEDPipeline:
                 crop upsampled 2x by its quintic spline once, then bicubic: keeps more fine
                 detail), ``"bicubic"`` (earlier releases) or ``"bilinear"`` (see
                 `tps.compose.compose`).
+            mouth_interior: paint the inside of the mouth where the sampled lips open past the
+                photo's (`difftted.pipeline.mouth.MouthInterior`; a photo's closed lips only
+                stretch). None (default): on for body keypoints with ``"native"`` composition;
+                True elsewhere is a ValueError.
             output_path: write an mp4 (H.264 + AAC with the original audio) there.
             return_frames: keep the frames in memory (default: only when no ``output_path``).
             max_side: the full photo is downscaled to this longer side for the video (None: never).
@@ -319,6 +324,7 @@ class DiffTEDPipeline:
         if composition not in COMPOSITIONS:
             raise ValueError(f"composition must be one of {COMPOSITIONS}, got {composition!r}")
         resolve_interpolation(interpolation, 0)  # a bad value fails before any work
+        mouth = self._check_mouth_interior(mouth_interior, composition)
         # 2. load and encode the speech
         speech = load_speech(audio)
         features = self.encode_audio(speech)
@@ -335,9 +341,13 @@ class DiffTEDPipeline:
         # 6. render, 7. compose (at the photo's resolution) and paste back, 8. write: chunk by
         # chunk, so memory stays bounded
         composer = self.prepare_composition(photo, box, prepared, composition, output == "crop", still_background,
-                                            interpolation, person=person)
-        chunks = (composer(c) for c in self.render_frames(prepared, keypoints, render_mode, render_batch_size,
-                                                          progress))
+                                            interpolation, person=person, mouth_interior=mouth)
+        rendered = self.render_frames(prepared, keypoints, render_mode, render_batch_size, progress)
+        if composer.mouth is None:
+            chunks = (composer(c) for c in rendered)
+        else:
+            driving = self.frame_renderer.driving_keypoints(prepared, keypoints.to(self.device), render_mode).cpu()
+            chunks = (composer(c, kp) for c, kp in _with_keypoints(rendered, driving))
         frames, video_path = self.write(chunks, speech, fps, output_path, keep)
         if frames is not None and output_type == "pil":
             frames = [Image.fromarray(f) for f in frames]
@@ -407,7 +417,6 @@ class DiffTEDPipeline:
         to ``keypoint_limit`` (body keypoints may lie outside the crop, a hand below it).
         """
         scales = {**self._part_scales, **check_part_scales(part_scales, self.keypoint_source)}
-        scale = keypoint_scales(scales, kp_source.shape[0])
         source_norm = self.motion_coding.encode_source(kp_source.float()).reshape(-1)
         motion = sample_motion(self.denoiser, self.scheduler, features, source_norm,
                                num_inference_steps=steps, guidance_scale=guidance, generator=generator,
@@ -416,7 +425,7 @@ class DiffTEDPipeline:
         offsets = kp - (kp[:1] if relative_motion else kp_source)
         if drift_seconds > 0:
             offsets = remove_drift(offsets, self.fps, drift_seconds, keep_start=relative_motion)
-        kp = kp_source + motion_scale * scale.to(offsets) * offsets
+        kp = scale_offsets(kp_source, motion_scale * offsets, scales, self.keypoint_source)
         limit = keypoint_limit(self.keypoint_source)
         return resample_frames(kp, num_frames).clamp(-limit, limit)
 
@@ -438,16 +447,37 @@ class DiffTEDPipeline:
 
     def prepare_composition(self, photo: np.ndarray, box: CropBox, prepared: PreparedSource,
                             composition: Composition, crop_only: bool, still_background: bool,
-                            interpolation: str = "auto", person: np.ndarray | None = FIND_PERSON) -> FrameComposer:
+                            interpolation: str = "auto", person: np.ndarray | None = FIND_PERSON,
+                            mouth_interior: bool = False) -> FrameComposer:
         """Step 7's set-up: the photo's person mask (``person``: float32 [H, W] or None when
-        already computed, `FIND_PERSON` to compute it with `person_mask`) and the maps of its own
-        pose (one render of the source keypoints), for `difftted.pipeline.composition.FrameComposer`."""
+        already computed, `FIND_PERSON` to compute it with `person_mask`), the maps of its own
+        pose (one render of the source keypoints) and, with ``mouth_interior`` (native
+        composition, body keypoints), the mouth painter, for
+        `difftted.pipeline.composition.FrameComposer`."""
         if composition == "model":
             return FrameComposer(photo, box, "model", crop_only=crop_only)
         rest = next(self.frame_renderer.iter_render_maps(prepared, prepared.kp_source, batch_size=1, progress=False))
         person = (person_mask(photo) if person is FIND_PERSON else person) if still_background else None
-        return FrameComposer(photo, box, "native", crop_only=crop_only, rest=rest, person=person,
-                             interpolation=interpolation)
+        composer = FrameComposer(photo, box, "native", crop_only=crop_only, rest=rest, person=person,
+                                 interpolation=interpolation)
+        if mouth_interior:
+            try:
+                composer.mouth = MouthInterior(composer.crop, prepared.kp_source.cpu())
+            except ValueError as err:  # no usable face on the photo: the mouth only stretches
+                logger.warning("no mouth interior: %s", err)
+        return composer
+
+    def _check_mouth_interior(self, value: bool | None, composition: str) -> bool:
+        """``mouth_interior`` -> whether to paint it (see `__call__`)."""
+        usable = self.keypoint_source == "body" and composition == "native"
+        if value is None:
+            return usable
+        if not isinstance(value, bool):
+            raise ValueError(f"mouth_interior must be True, False or None, got {value!r}")
+        if value and not usable:
+            raise ValueError(f"mouth_interior=True needs body keypoints and composition='native', got "
+                             f"keypoints {self.keypoint_source!r} and composition {composition!r}")
+        return value
 
     def render_frames(self, prepared: PreparedSource, keypoints: torch.Tensor, mode: str, batch_size: int,
                       progress: bool) -> Iterator[RenderedChunk]:
@@ -481,6 +511,15 @@ def resample_frames(kp: torch.Tensor, num_frames: int) -> torch.Tensor:
     lo = pos.floor().long().clamp(max=kp.shape[0] - 2)
     w = (pos - lo)[:, None, None]
     return kp[lo] * (1 - w) + kp[lo + 1] * w
+
+
+def _with_keypoints(chunks: Iterator[RenderedChunk], keypoints: torch.Tensor) -> Iterator[tuple[RenderedChunk, torch.Tensor]]:
+    """Each chunk with the rows of ``keypoints [T, K, 2]`` that drove it."""
+    start = 0
+    for chunk in chunks:
+        end = start + len(chunk.deformation)
+        yield chunk, keypoints[start:end]
+        start = end
 
 
 def _tee(chunks: Iterator[np.ndarray], kept: list[np.ndarray]) -> Iterator[np.ndarray]:

@@ -64,24 +64,52 @@ def test_photo_keypoints_are_its_body_landmarks_in_the_crop(body_pipeline, astro
     assert -1 < head_y < shoulders_y  # the head in the crop, above the shoulders
 
 
-def _sample(pipe, part_scales, seed=0):
+def _sample(pipe, part_scales, seed=0, source=False):
     features = torch.from_numpy(np.random.default_rng(0).normal(size=(20, pipe.audio_config.feature_dim))
                                 .astype(np.float32))
     kp_source = torch.from_numpy(np.random.default_rng(1).uniform(-0.3, 0.3, (50, 2)).astype(np.float32))
     kp = pipe.sample_keypoints(features, kp_source, 2, 1.5, torch.Generator().manual_seed(seed), 1.0, 20,
                                progress=False, part_scales=part_scales)
-    return (kp - kp_source).numpy()
+    return ((kp - kp_source).numpy(), kp_source.numpy()) if source else (kp - kp_source).numpy()
+
+
+def _similarity_lstsq(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """[a, -b, tx; b, a, ty] of the least-squares similarity src [P, 2] -> dst [P, 2] (numpy lstsq)."""
+    rows = [[x, -y, 1, 0] for x, y in src] + [[y, x, 0, 1] for x, y in src]
+    a, b, tx, ty = np.linalg.lstsq(np.array(rows), np.concatenate([dst[:, 0], dst[:, 1]]), rcond=None)[0]
+    return np.array([[a, -b, tx], [b, a, ty]])
+
+
+def _carried(src_head, dst_head, src_mouth):
+    m = _similarity_lstsq(src_head, dst_head)
+    return src_mouth @ m[:, :2].T + m[:, 2]
 
 
 def test_part_scales_scale_each_parts_motion_alone(body_pipeline) -> None:
-    base = _sample(body_pipeline, None)
+    """Head and arms: their offsets times their scale, nothing else moves. The mouth rides on the
+    (scaled) head: the head's least-squares similarity carries the photo's mouth keypoints, and
+    the mouth's scale multiplies only the lips' own motion on top (so a mouth scaled apart from
+    the head never drifts off the face)."""
+    base, src = _sample(body_pipeline, None, source=True)
     assert 0.3 + 1.7 * np.abs(base).max() < 3.0  # nothing clamped (body limit 3): offsets compare exactly
-    for part, group in (("head", HEAD), ("mouth", MOUTH), ("arms", ARMS)):
-        for value in (0.0, 1.7):
+    np.testing.assert_allclose(_sample(body_pipeline, {"head": 1, "mouth": 1, "arms": 1}), base, atol=1e-6)
+    for value in (0.0, 1.7):
+        for part, group in (("head", HEAD), ("arms", ARMS)):
             got = _sample(body_pipeline, {part: value})
-            rest = [i for i in range(50) if i not in group]
+            rest = [i for i in range(50) if i not in group + (MOUTH if part == "head" else [])]
             np.testing.assert_allclose(got[:, group], value * base[:, group], atol=1e-5)
             np.testing.assert_allclose(got[:, rest], base[:, rest], atol=1e-6)
+        head5, mouth5 = HEAD[:5], MOUTH
+        for scales in ({"mouth": value}, {"head": value}, {"head": value, "mouth": 2.5}):
+            got = _sample(body_pipeline, scales)
+            h, m = scales.get("head", 1.0), scales.get("mouth", 1.0)
+            for t in range(len(base)):
+                raw = _carried(src[head5], src[head5] + base[t, head5], src[mouth5])
+                scaled = _carried(src[head5], src[head5] + h * base[t, head5], src[mouth5])
+                articulation = src[mouth5] + base[t, mouth5] - raw
+                np.testing.assert_allclose(src[mouth5] + got[t, mouth5], scaled + m * articulation, atol=1e-5)
+    head_only = _sample(body_pipeline, {"head": 0.0})
+    assert np.abs(head_only[:, MOUTH] - base[:, MOUTH]).max() > 1e-3  # a still head takes the mouth with it
     assert np.abs(base[:, ARMS]).max() > 1e-3  # the test is not vacuous
 
 
@@ -216,3 +244,42 @@ def test_detector_pipeline_has_no_part_masks(tiny_pipeline) -> None:
     with pytest.raises(ValueError, match="part_masks needs body keypoints"):
         tiny_pipeline.part_masks = True
     assert tiny_pipeline.frame_renderer.parts is None
+
+
+def test_mouth_interior_is_on_for_body_keypoints_and_touches_only_the_mouth(body_pipeline, tiny_pipeline,
+                                                                            astronaut_path, speech_path) -> None:
+    """Default (None) paints the mouth's interior for body keypoints: the same seed with and
+    without it gives frames that differ only around the mouth, and only in frames whose sampled
+    lips open past the photo's. Detector pipelines refuse ``mouth_interior=True``, naming it."""
+    from PIL import Image
+
+    from difftted.pipeline.mouth import MouthInterior
+
+    run = lambda **kw: body_pipeline(astronaut_path, speech_path, generator=torch.Generator().manual_seed(0),  # noqa: E731
+                                     output="crop", progress=False, **kw)
+    with_mouth, without = run(), run(mouth_interior=False)
+    box = with_mouth.crop_box
+    kp = torch.from_numpy(with_mouth.keypoints)
+    np.testing.assert_array_equal(kp.numpy(), without.keypoints)
+    photo = np.asarray(Image.open(astronaut_path).convert("RGB"))
+    crop = torch.from_numpy(photo[box.y0:box.y0 + box.size, box.x0:box.x0 + box.size].copy()).permute(2, 0, 1)[None] / 255.0
+    kp_source = body_pipeline.source_keypoints(photo, box).float().reshape(50, 2)
+    opening = MouthInterior(crop, kp_source).opening(kp)
+    diff = np.abs(with_mouth.frames.astype(int) - without.frames.astype(int)).max(axis=(1, 2, 3))
+    assert (opening > 1).any() and (diff[(opening > 1).numpy()] > 10).all()
+    assert (diff[(opening < 0).numpy()] == 0).all()
+    # nothing outside the lens's reach: half the corners' distance and the seam's depth across
+    # plus half the opening, around the corners' midpoint
+    painter = MouthInterior(crop, kp_source)
+    px = (kp[:, MOUTH].numpy() + 1) / 2 * (box.size - 1)  # corners, upper lip, lower lip, chin
+    changed = np.abs(with_mouth.frames.astype(int) - without.frames.astype(int)).max(axis=-1) > 0
+    for t in np.nonzero(diff)[0]:
+        ys, xs = np.nonzero(changed[t])
+        centre = (px[t, 0] + px[t, 1]) / 2
+        seam = px[t, 2] + painter.seam * (px[t, 3] - px[t, 2])
+        reach = np.linalg.norm(px[t, 1] - px[t, 0]) / 2 + np.linalg.norm(seam - centre) + float(opening[t]) / 2 + 2
+        assert np.hypot(xs - centre[0], ys - centre[1]).max() <= reach, t
+    with pytest.raises(ValueError, match="mouth_interior"):
+        tiny_pipeline(astronaut_path, speech_path, mouth_interior=True)
+    with pytest.raises(ValueError, match="mouth_interior"):
+        body_pipeline(astronaut_path, speech_path, mouth_interior="yes")

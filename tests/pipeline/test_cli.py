@@ -212,3 +212,25 @@ def test_part_masks_option_reaches_the_pipeline(files, body_pipeline_dir, speech
     assert main(detector + ["--part-masks"]) == 1
     assert "--part-masks needs weights with body keypoints" in capsys.readouterr().err
     assert len(seen) == 2
+
+
+def test_mouth_interior_flag_reaches_the_pipeline(files, tone_path, monkeypatch, capsys):
+    """--mouth-interior / --no-mouth-interior give True / False, no flag None (the pipeline's
+    default: on for body keypoints); True with the bundled detector weights is an error naming it."""
+    from difftted.__main__ import main
+    from difftted.pipeline import DiffTEDPipeline
+
+    seen = []
+    original = DiffTEDPipeline.__call__
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs["mouth_interior"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DiffTEDPipeline, "__call__", spy)
+    for i, flag in enumerate(([], ["--no-mouth-interior"])):
+        argv = _argv(files, {"--out": str(files["dir"] / f"mouth{i}.mp4"), "--steps": "2"})[3:]
+        assert main(argv + ["--crop"] + flag) == 0
+    assert main(_argv(files, {"--out": str(files["dir"] / "mouth2.mp4"), "--steps": "2"})[3:] + ["--mouth-interior"]) == 1
+    assert seen == [None, False, True]
+    assert "mouth_interior=True needs body keypoints" in capsys.readouterr().err

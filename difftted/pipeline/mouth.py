@@ -1,0 +1,193 @@
+"""The inside of a mouth that opens wider than the photo's.
+
+A photo of a speaker usually has the lips closed. The renderer can only move the photo's pixels
+and make up pixels where its occlusion map says the source is hidden; the mouth transform of the
+body keypoints (`difftted.motion.body_keypoints`, transform ``"mouth"``: the corners, the outer
+upper and lower lip and the chin) moves the lower lip and the jaw down, and its TPS stretches
+the closed lips: a thicker lip, never a gap. Nothing in the photo shows the inside of the mouth,
+and the decoder, trained on head-and-shoulder clips, never learned to draw one. So the lips did
+not visibly open, however the sampled keypoints moved (mouth-opening std 0.007-0.010 of the face
+height measured from the pixels, against 0.021 for real speech: issue 10).
+
+`MouthInterior` draws it. In each frame the driving keypoints give the extra opening
+
+    ``o = (D - U) . n - s * h0``  (pixels of the crop),
+
+with ``U``, ``D`` the outer upper and lower lip, ``n`` the unit normal of the corner-to-corner
+line (pointing down the face), ``h0`` the photo's lip height and ``s`` the head's scale (its eye
+corners' distance over the photo's), so a head that comes closer does not open the mouth. Where
+``o > 0`` a lens between the two corners, ``o`` tall at its middle, centred on the lip seam (the
+darkest row between the photo's lips, carried along ``U -> D``), is blended over the frame in the
+mouth's interior colour (the seam's own darkest pixels, darkened), with a soft edge of
+``edge`` pixels. The stretched lip seam it covers is exactly the band a real opening would
+show; the lips themselves keep about their thickness. A frame whose keypoints are the photo's (or
+closed further) is returned unchanged, so the first frame is still the photo.
+
+Plain torch on ``float32 [b, 3, s, s]`` crops in ``[0, 1]``; the keypoints in the crop's
+``[-1, 1]`` (align_corners=True) coordinates, as the renderer's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from difftted.motion.body_keypoints import NUM_KEYPOINTS, keypoint_index
+
+__all__ = ["MouthInterior", "MOUTH_POINTS"]
+
+#: The body keypoints it reads: (transform, label) of the mouth corners, the outer lips, and
+#: the head's eye corners (its scale).
+MOUTH_POINTS = {"right": ("mouth", "mouth right"), "left": ("mouth", "mouth left"),
+                "upper": ("mouth", "upper lip"), "lower": ("mouth", "lower lip"),
+                "right_eye": ("head", "right eye outer"), "left_eye": ("head", "left eye outer")}
+
+
+class MouthInterior:
+    """Paint the mouth's interior where the driving keypoints open it past the photo's.
+
+    Args:
+        crop: ``float32 [1, 3, s, s]`` (or ``[3, s, s]``) the photo's crop in ``[0, 1]`` at the
+            size the frames will have.
+        kp_source: ``[50, 2]`` (or ``[1, 50, 2]``) the photo's body keypoints in the crop's
+            ``[-1, 1]`` coordinates.
+        width: the lens's half width as a fraction of half the corner-to-corner distance (the
+            inside of a mouth stops short of its corners).
+        edge: the soft edge of the lens, in pixels of the crop (at least 0.5).
+        darkness: the interior colour is the seam's darkest colour times this.
+        min_opening: openings below this many pixels draw nothing (landmark noise).
+    """
+
+    def __init__(self, crop: torch.Tensor, kp_source: torch.Tensor, *, width: float = 0.9, edge: float = 1.0,
+                 darkness: float = 0.45, min_opening: float = 0.5) -> None:
+        crop = crop[None] if crop.dim() == 3 else crop
+        if crop.dim() != 4 or crop.shape[:2] != (1, 3) or crop.shape[2] != crop.shape[3]:
+            raise ValueError(f"crop must be [1, 3, s, s], got {tuple(crop.shape)}")
+        kp = kp_source[0] if kp_source.dim() == 3 else kp_source
+        if tuple(kp.shape) != (NUM_KEYPOINTS, 2) or not torch.isfinite(kp).all():
+            raise ValueError(f"kp_source must be finite [{NUM_KEYPOINTS}, 2] body keypoints, got {tuple(kp_source.shape)}")
+        for name, value, low, high in (("width", width, 0.1, 1.0), ("edge", edge, 0.5, 50.0),
+                                       ("darkness", darkness, 0.0, 1.0), ("min_opening", min_opening, 0.0, 1e3)):
+            if not low <= float(value) <= high:
+                raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
+        self.size = crop.shape[-1]
+        self.width, self.edge, self.min_opening = float(width), float(edge), float(min_opening)
+        self._index = {k: keypoint_index(*v) for k, v in MOUTH_POINTS.items()}
+        p = self._points(kp[None].float())
+        self.eye_distance = float((p["left_eye"] - p["right_eye"]).norm(dim=-1)[0])
+        self.lip_height = float(((p["lower"] - p["upper"]) * _normal(p)).sum(-1)[0])
+        if self.eye_distance < 1.0 or self.lip_height <= 0:
+            raise ValueError(f"kp_source has no usable face: eye distance {self.eye_distance:.2f} px, "
+                             f"lip height {self.lip_height:.2f} px")
+        self.seam, colour = _find_seam(crop[0].float(), p["upper"][0], p["lower"][0])
+        self.colour = (colour * float(darkness)).view(1, 3, 1, 1)
+
+    def _points(self, kp: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``[b, 50, 2]`` in [-1, 1] -> named ``[b, 2]`` in crop pixels (x, y)."""
+        pixels = (kp.float() + 1) * 0.5 * (self.size - 1)
+        return {k: pixels[:, i] for k, i in self._index.items()}
+
+    def opening(self, kp_driving: torch.Tensor) -> torch.Tensor:
+        """``[b]`` the extra opening, in pixels of the crop, of ``kp_driving [b, 50, 2]`` (module
+        docstring; negative: closed further than the photo)."""
+        p = self._points(kp_driving)
+        scale = (p["left_eye"] - p["right_eye"]).norm(dim=-1) / self.eye_distance
+        return ((p["lower"] - p["upper"]) * _normal(p)).sum(-1) - scale * self.lip_height
+
+    def alpha(self, kp_driving: torch.Tensor) -> torch.Tensor:
+        """``float32 [b, 1, s, s]`` the interior's coverage in each frame (0 where closed)."""
+        kp_driving = _check_driving(kp_driving)
+        p = self._points(kp_driving)
+        opening = self.opening(kp_driving)
+        s = self.size
+        out = torch.zeros(len(kp_driving), 1, s, s)
+        for i in torch.nonzero(opening > self.min_opening).flatten().tolist():
+            right, left, upper, lower = (p[k][i] for k in ("right", "left", "upper", "lower"))
+            seam = upper + self.seam * (lower - upper)
+            centre = (right + left) / 2
+            half = (left - right).norm() / 2
+            if half < 1:
+                continue
+            u_axis = (left - right) / (2 * half)
+            n_axis = torch.stack([-u_axis[1], u_axis[0]])
+            a = self.width * half
+            h = float(opening[i]) / 2
+            # the window around the mouth that the lens can touch
+            reach = float(half + h + 2 * self.edge + 2)
+            x0, x1 = int(max(0, centre[0] - reach)), int(min(s, centre[0] + reach + 1))
+            y0, y1 = int(max(0, centre[1] - reach)), int(min(s, centre[1] + reach + 1))
+            if x1 <= x0 or y1 <= y0:
+                continue
+            ys, xs = torch.meshgrid(torch.arange(y0, y1, dtype=torch.float32),
+                                    torch.arange(x0, x1, dtype=torch.float32), indexing="ij")
+            d = torch.stack([xs - centre[0], ys - centre[1]], -1)
+            u, v = d @ u_axis, d @ n_axis
+            # the seam's curve through the corners (0 there) and the seam point (its depth)
+            depth = float((seam - centre) @ n_axis)
+            t = (u / half).clamp(-1, 1)
+            v_seam = depth * (1 - t * t)
+            r = (u / a).clamp(-1, 1)
+            half_height = h * (1 - r * r).clamp(min=0) ** 0.6
+            inside = half_height - (v - v_seam).abs()  # > 0 inside the lens, in pixels
+            out[i, 0, y0:y1, x0:x1] = ((inside / self.edge) + 0.5).clamp(0, 1) * (u.abs() < a)
+        return out
+
+    def __call__(self, frames: torch.Tensor, kp_driving: torch.Tensor) -> torch.Tensor:
+        """``frames [b, 3, s, s]`` in [0, 1] with the interior painted where ``kp_driving
+        [b, 50, 2]`` opens the mouth; frames where it does not are returned unchanged."""
+        if frames.dim() != 4 or frames.shape[1] != 3 or tuple(frames.shape[-2:]) != (self.size, self.size):
+            raise ValueError(f"frames must be [b, 3, {self.size}, {self.size}], got {tuple(frames.shape)}")
+        kp_driving = _check_driving(kp_driving)
+        if len(kp_driving) != len(frames):
+            raise ValueError(f"kp_driving has {len(kp_driving)} frames, frames has {len(frames)}")
+        alpha = self.alpha(kp_driving).to(frames.dtype)
+        if not alpha.any():
+            return frames
+        return torch.lerp(frames, self.colour.to(frames.dtype).expand_as(frames), alpha)
+
+
+def _normal(p: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``[b, 2]`` unit normal of the corner-to-corner line, pointing down the face (image y)."""
+    u = p["left"] - p["right"]
+    n = torch.stack([-u[:, 1], u[:, 0]], -1)
+    n = n / n.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+    return torch.where((n[:, 1:] < 0), -n, n)
+
+
+def _check_driving(kp: torch.Tensor) -> torch.Tensor:
+    if kp.dim() != 3 or tuple(kp.shape[1:]) != (NUM_KEYPOINTS, 2):
+        raise ValueError(f"kp_driving must be [b, {NUM_KEYPOINTS}, 2] body keypoints, got {tuple(kp.shape)}")
+    return kp.float().cpu()
+
+
+def _find_seam(crop: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """The lip seam on the photo: the darkest point (luma of a row of 5 pixels across) between
+    20% and 80% of the way from the outer upper lip to the outer lower lip, as that fraction (the
+    middle of the darkest run, within 0.01 of the minimum, where several tie), and its colour
+    ``[3]`` (the darkest third of the pixels there)."""
+    s = crop.shape[-1]
+    fractions = torch.linspace(0.2, 0.8, 25).tolist()
+    luma_weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1)
+    lumas, patches = [], []
+    for f in fractions:
+        c = upper + f * (lower - upper)
+        x, y = int(round(float(c[0]))), int(round(float(c[1])))
+        patch = crop[:, min(max(y, 0), s - 1), max(0, x - 2):min(s, x + 3)].reshape(3, -1)
+        if patch.shape[1] == 0:  # the lips outside the crop
+            lumas.append(float("inf"))
+            patches.append(None)
+            continue
+        lumas.append(float((patch * luma_weights).sum(0).mean()))
+        patches.append(patch)
+    best = min(range(len(lumas)), key=lumas.__getitem__)
+    if not np.isfinite(lumas[best]):
+        return 0.5, torch.full((3,), 0.25)
+    lo = hi = best
+    while lo > 0 and lumas[lo - 1] <= lumas[best] + 0.01:
+        lo -= 1
+    while hi < len(lumas) - 1 and lumas[hi + 1] <= lumas[best] + 0.01:
+        hi += 1
+    patch = patches[best]
+    luma = (patch * luma_weights).sum(0)
+    colour = patch[:, luma.argsort()[: max(1, luma.numel() // 3)]].mean(1)
+    return (fractions[lo] + fractions[hi]) / 2, colour
