@@ -123,6 +123,7 @@ def compose(
     deformation_rest: torch.Tensor | None = None,
     interpolation: str = "spline",
     upsampled: torch.Tensor | None = None,
+    ghost: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Frames at the source's resolution: ``[B, 3, H, W]``.
 
@@ -138,6 +139,9 @@ def compose(
             little), ``"bilinear"``.
         upsampled: with ``"spline"``, `tps.interpolation.spline_upsample` of ``source``, computed
             once for all the frames of a source (None: computed here).
+        ghost: ``[B, 1, h, w]`` in [0, 1] or None: where the source must not show whatever the
+            ratio to the rest pose says (a moved part's old place, `tps.render.RenderedChunk`);
+            the visibility is multiplied by ``1 - ghost``.
 
     ``warp(source) * v + resize(generated) * (1 - v)`` with ``v = visibility(...)`` resized to
     ``H x W``. At the rest pose (``deformation == deformation_rest`` and ``occlusion ==
@@ -151,7 +155,10 @@ def compose(
     warped = warp(source, deformation, mode=check_interpolation(interpolation), upsampled=upsampled)
     if interpolation == "spline":
         warped = warped.clamp_(0.0, 1.0)
-    visible = _resize(visibility(occlusion, occlusion_rest), size)
+    visible = visibility(occlusion, occlusion_rest)
+    if ghost is not None:
+        visible = visible * (1 - _resize(ghost.to(visible.dtype), tuple(visible.shape[-2:])).clamp(0.0, 1.0))
+    visible = _resize(visible, size)
     if torch.all(visible >= 1.0):
         return warped
     return torch.lerp(_resize(generated.to(warped.dtype), size), warped, visible)

@@ -125,12 +125,17 @@ class RenderedChunk:
         generated: ``[b, 3, H, W]`` the inpainting decoder's own pixels, before the blend.
         deformation: ``[b, h, w, 2]`` the flow: source (x, y) in [-1, 1] for each output pixel.
         occlusion: ``[b, 1, H, W]`` the finest occlusion map (1 = the warped source is visible).
+        ghost: ``[b, 1, H, W]`` or None (a renderer without parts): where a moved part uncovered
+            its old place (`tps.parts.ghost_mask`; already in ``occlusion``). Composition that
+            divides the occlusion by the rest pose's (`tps.compose.visibility`) must apply it
+            again after the division, or the old place shows through.
     """
 
     frames: torch.Tensor
     generated: torch.Tensor
     deformation: torch.Tensor
     occlusion: torch.Tensor
+    ghost: torch.Tensor | None = None
 
 
 def _hull_area(points: torch.Tensor, name: str) -> float:
@@ -542,22 +547,23 @@ class Renderer:
         return {**out, "generated": generated, "prediction": prediction}
 
     def _render_onnx(self, prepared: PreparedSource, kp_driving: torch.Tensor) -> list[torch.Tensor]:
-        """``[prediction, generated, deformation, finest occlusion]`` with the decoder (and with
-        ``onnx_motion`` the dense motion) in onnxruntime; the keypoint work and the warps in
-        torch (see `tps.onnx_backend`)."""
+        """``[prediction, generated, deformation, finest occlusion, ghost or None]`` with the
+        decoder (and with ``onnx_motion`` the dense motion) in onnxruntime; the keypoint work and
+        the warps in torch (see `tps.onnx_backend`)."""
         inpainting = self.model.inpainting_network
+        ghost = None
         if self.onnx_motion:
             with torch.inference_mode():
                 deformation, occlusion_map = self._onnx_backend().motion(*self._motion_inputs(prepared, kp_driving))
         else:
             with self._context(motion=True):
                 motion = self._dense_motion(prepared, kp_driving)
-            deformation, occlusion_map = motion["deformation"], motion["occlusion_map"]
+            deformation, occlusion_map, ghost = motion["deformation"], motion["occlusion_map"], motion.get("ghost")
         with torch.inference_mode():
             warped, _ = inpainting.warp_encoder_maps(prepared.encoder_maps, deformation, occlusion_map)
             deformed = deform_input(prepared.source, deformation)
         generated, prediction = self._onnx_backend().decode(warped, deformed, occlusion_map[-1])
-        return [prediction, generated, deformation, occlusion_map[-1]]
+        return [prediction, generated, deformation, occlusion_map[-1], ghost]
 
     def _render_chunks(
         self, prepared: PreparedSource, keypoints: torch.Tensor, batch_size: int, progress: bool
@@ -569,7 +575,7 @@ class Renderer:
         keys = ("prediction", "generated", "deformation")
         with tqdm(total=len(keypoints), desc="rendering", unit="frame", disable=not progress) as bar:
             for start in range(0, len(keypoints), batch_size):
-                parts: list[list[torch.Tensor]] = [[], [], [], []]
+                parts: list[list[torch.Tensor | None]] = [[], [], [], [], []]
                 for kp in keypoints[start : start + batch_size].split(step):
                     if onnx:
                         for part, value in zip(parts, self._render_onnx(prepared, kp)):
@@ -582,10 +588,11 @@ class Renderer:
                         out = inpainting.decode(source, prepared.encoder_maps, motion)
                         if "ghost" in motion:
                             out = self._fill_ghosts(out, motion["ghost"])
-                        for part, value in zip(parts, [out[k] for k in keys] + [out["occlusion_map"][-1]]):
-                            part.append(value.float().contiguous())
+                        for part, value in zip(parts, [out[k] for k in keys] + [out["occlusion_map"][-1],
+                                                                                motion.get("ghost")]):
+                            part.append(None if value is None else value.float().contiguous())
                     bar.update(len(kp))
-                yield RenderedChunk(*(torch.cat(part) for part in parts))
+                yield RenderedChunk(*(None if any(v is None for v in part) else torch.cat(part) for part in parts))
 
     def render(
         self,

@@ -129,8 +129,9 @@ class FrameComposer:
         step = max(1, COMPOSE_PIXELS_PER_CALL // (self.box.size * self.box.size))
         if len(chunk.deformation) <= step:
             return self._compose(chunk, kp_driving)
-        parts = [self._compose(RenderedChunk(*(t[i : i + step] for t in (chunk.frames, chunk.generated,
-                                                                           chunk.deformation, chunk.occlusion))),
+        parts = [self._compose(RenderedChunk(*(None if t is None else t[i : i + step]
+                                               for t in (chunk.frames, chunk.generated, chunk.deformation,
+                                                         chunk.occlusion, chunk.ghost))),
                                None if kp_driving is None else kp_driving[i : i + step])
                  for i in range(0, len(chunk.deformation), step)]
         return np.concatenate(parts)
@@ -140,7 +141,8 @@ class FrameComposer:
         if self.rest_flow is not None:
             deformation = relative_flow(deformation, self.rest_flow)
         frames = compose(self.crop, chunk.generated.float().cpu(), deformation, chunk.occlusion.float().cpu(),
-                         self.rest_occlusion, interpolation=self.interpolation, upsampled=self.upsampled)
+                         self.rest_occlusion, interpolation=self.interpolation, upsampled=self.upsampled,
+                         ghost=None if chunk.ghost is None else chunk.ghost.float().cpu())
         if self.mouth is not None:
             frames = self.mouth(frames, kp_driving)
         alpha = self.square

@@ -108,3 +108,21 @@ def test_bicubic_warp_keeps_detail_that_bilinear_blurs():
     bicubic = warp(checker, flow, mode="bicubic")[..., 8:-8, 8:-8]
     assert abs(float(bilinear.std()) - 0.25) < 0.01
     assert float(bicubic.std()) > 1.2 * float(bilinear.std())
+
+
+def test_a_ghost_hides_the_source_even_where_the_rest_occlusion_is_low():
+    """A moved part's old place (``ghost``) is already in the occlusion map, but dividing by the
+    rest pose's occlusion undid it where the network was unsure at rest: the old hand showed
+    through. The ghost applies after the division."""
+    source = torch.zeros(1, 3, 64, 64)
+    generated = torch.ones(1, 3, 32, 32)
+    rest = torch.full((1, 1, 32, 32), 0.3)
+    ghost = torch.zeros(1, 1, 32, 32)
+    ghost[..., 8:16, 8:16] = 1.0
+    occlusion = 0.9 * (1 - 0.7 * ghost)  # surer than at rest, times the ghost as the renderer leaves it
+    flow = shifted_flow(16, 0.0)
+    without = compose(source, generated, flow, occlusion, rest)
+    assert without[..., 20:28, 20:28].max() < 0.5  # divided by the rest: mostly the source again
+    with_ghost = compose(source, generated, flow, occlusion, rest, ghost=ghost)
+    assert with_ghost[..., 20:28, 20:28].min() > 0.999  # the generated (filled) pixels
+    assert with_ghost[..., 40:, 40:].max() < 1e-6 and torch.equal(with_ghost[..., 40:, :], without[..., 40:, :])

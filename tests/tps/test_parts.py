@@ -118,6 +118,18 @@ def test_renderer_prepare_checks_and_resizes_the_foreground(model: TPSMotionMode
             renderer.prepare(source, kp, foreground=bad)
 
 
+def test_rendered_chunks_carry_the_ghost_with_parts_only(model: TPSMotionModel) -> None:
+    source = torch.rand(1, 3, 64, 64)
+    kp = model.detect(source).detach()
+    moved = kp.clone()
+    moved[:, 30:35] += 0.3
+    parted = Renderer(model, parts=PartLayout((Part(6, ((30, 31, 0.0, 1.0),), radius=0.2),), unit=(0, 1)))
+    chunk = next(parted.iter_render_maps(parted.prepare(source, kp), moved, progress=False))
+    assert chunk.ghost is not None and chunk.ghost.shape == chunk.occlusion.shape and chunk.ghost.max() > 0.5
+    plain = Renderer(model)
+    assert next(plain.iter_render_maps(plain.prepare(source, kp), moved, progress=False)).ghost is None
+
+
 def test_similarity_frame_is_the_least_squares_similarity() -> None:
     """Checked against numpy's least squares on s = [[a, -b], [b, a]] d + t, for points that are
     no exact similarity of each other; equal points give the identity."""
