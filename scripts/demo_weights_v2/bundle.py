@@ -3,7 +3,7 @@
 defaults written into pipeline.json, and the networks stored as float16.
 
     python scripts/demo_weights_v2/bundle.py --pipeline WORK/denoiser_body/final \\
-        --renderer WORK/renderer_v2 --out weights/v2 --guidance 3 --part-scales head=1.5,mouth=1.8
+        --renderer WORK/renderer_v2 --out weights/v2 --guidance 3 --part-scales head=1.5,mouth=3
 
 float16 is storage only: the loaders cast the tensors back to the modules' float32, so the
 pipeline computes exactly as with the float32 files, on weights rounded to float16 (the largest

@@ -12,7 +12,7 @@
 # (scripts/demo_weights_v2/evaluate.sh), then bundle it by hand (float16, sampling defaults):
 #
 #   python scripts/demo_weights_v2/bundle.py --pipeline $WORK/weights_v2 --out weights/v2 \
-#       --part-scales head=1.5,mouth=1.8                     # what weights/v2 holds
+#       --part-scales head=1.5,mouth=3                       # what weights/v2 holds
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -64,5 +64,5 @@ mkdir -p "$OUT_WEIGHTS"
 cp -r "$WORK/denoiser_body/final/." "$OUT_WEIGHTS/"
 du -sh "$OUT_WEIGHTS"
 # 4. (by hand, after judging) the bundled copy: float16 storage and the sampling defaults
-#    python scripts/demo_weights_v2/bundle.py --pipeline "$OUT_WEIGHTS" --out weights/v2 --part-scales head=1.5,mouth=1.8
+#    python scripts/demo_weights_v2/bundle.py --pipeline "$OUT_WEIGHTS" --out weights/v2 --part-scales head=1.5,mouth=3
 echo "done: $OUT_WEIGHTS (keypoints: $(python -c "import json,sys; print(json.load(open(sys.argv[1])).get('keypoints'))" "$OUT_WEIGHTS/pipeline.json"))"
