@@ -194,14 +194,16 @@ def _speech_tab(pipeline: "DiffTEDPipeline", generate: Any, max_audio_seconds: f
 def _part_sliders(pipeline: "DiffTEDPipeline") -> list[gr.Slider]:
     """Head, mouth and arms intensity (the pipeline's ``part_scales``): they move only with weights
     whose keypoints sit on body parts (pipeline.json ``"keypoints": "body"``), and start at the
-    weights' own defaults."""
+    weights' own defaults (each slider reaches at least twice its default: weights/v2's mouth
+    starts at 3)."""
     body = getattr(pipeline, "keypoint_source", "detector") == "body"
     info = ("0 = still, 1 = as generated, 2 = exaggerated" if body else
             "needs weights with body keypoints; these use the learned detector")
     with gr.Row():
         defaults = getattr(pipeline, "part_scales", {})
-        return [gr.Slider(0.0, 2.0, value=defaults.get(part, 1.0), step=0.05, label=ui.PART_LABELS[part], info=info,
-                          interactive=body, elem_id=f"{part}-scale") for part in ("head", "mouth", "arms")]
+        return [gr.Slider(0.0, max(2.0, 2 * defaults.get(part, 1.0)), value=defaults.get(part, 1.0), step=0.05,
+                          label=ui.PART_LABELS[part], info=info, interactive=body, elem_id=f"{part}-scale")
+                for part in ("head", "mouth", "arms")]
 
 
 def _driving_tab(animate: Any, max_seconds: float, examples_dir: Path) -> None:

@@ -257,10 +257,11 @@ def test_app_part_sliders_move_only_with_body_weights(app_pipeline, body_app_pip
         for part in ("head", "mouth", "arms"):
             assert sliders[f"{part}-scale"].interactive is expected
             assert sliders[f"{part}-scale"].value == 1.0
-    body_app_pipeline.part_scales = {"mouth": 1.8}  # the weights' defaults are where the sliders start
+    body_app_pipeline.part_scales = {"mouth": 3.0}  # the weights' defaults are where the sliders start
     try:
         demo = app.build_demo(body_app_pipeline, work_root=tmp_path)
     finally:
         body_app_pipeline.part_scales = {}
     sliders = {b.elem_id: b for b in demo.blocks.values() if isinstance(b, gr.Slider)}
-    assert (sliders["mouth-scale"].value, sliders["head-scale"].value) == (1.8, 1.0)
+    assert (sliders["mouth-scale"].value, sliders["head-scale"].value) == (3.0, 1.0)
+    assert sliders["mouth-scale"].maximum == 6.0 and sliders["head-scale"].maximum == 2.0  # room above it
