@@ -81,25 +81,21 @@ class FrameComposer:
             ``"spline"``, ``"bicubic"`` (earlier releases) or ``"bilinear"``, see
             `tps.compose.compose`; the model path ignores it. The resolved choice is
             ``self.interpolation``.
-        mouth: paint the inside of a mouth opened past the photo's (`MouthInterior`, made
-            for this crop's size) on each frame; needs the driving keypoints with each chunk.
-            Native composition only.
+
+    A composer paints no mouth interior unless `add_mouth_interior` gives it one.
     """
 
     def __init__(self, photo: np.ndarray, box: CropBox, composition: Composition = "native", *,
                  crop_only: bool = False, rest: RenderedChunk | None = None,
                  person: np.ndarray | None = None, feather: float = 0.04,
-                 interpolation: str = "auto", mouth: MouthInterior | None = None) -> None:
+                 interpolation: str = "auto") -> None:
         if composition not in COMPOSITIONS:
             raise ValueError(f"composition must be one of {COMPOSITIONS}, got {composition!r}")
         self.interpolation = resolve_interpolation(interpolation, box.size)
         if person is not None and person.shape != photo.shape[:2]:
             raise ValueError(f"person mask shape {person.shape} does not match the photo's {photo.shape[:2]}")
         self.composition, self.crop_only = composition, crop_only
-        if mouth is not None and (composition != "native" or mouth.size != box.size):
-            raise ValueError(f"mouth needs native composition and a MouthInterior of the crop's size {box.size}, "
-                             f"got composition={composition!r} and size {mouth.size}")
-        self.mouth = mouth
+        self.mouth: MouthInterior | None = None
         if composition == "model":
             self._paste = PasteBack(photo, box, feather=feather, crop_only=crop_only)
             return
@@ -117,6 +113,17 @@ class FrameComposer:
         self.person, self._person_cache = None, None
         if person is not None:
             self.person = torch.from_numpy(np.ascontiguousarray(person[box.y0 : box.y0 + s, box.x0 : box.x0 + s]))[None, None]
+
+    def add_mouth_interior(self, kp_source: torch.Tensor, **options: float) -> MouthInterior:
+        """From now on, paint the inside of a mouth opened past the photo's on each frame
+        (`MouthInterior` of this composer's crop; ``kp_source [1, 50, 2]`` the photo's body
+        keypoints, ``options`` its keyword arguments). Every later call then needs the chunk's
+        driving keypoints. Native composition only; ValueError where the photo's keypoints show
+        no usable face."""
+        if self.composition != "native":
+            raise ValueError(f"a mouth interior needs composition='native', got {self.composition!r}")
+        self.mouth = MouthInterior(self.crop, kp_source.float().cpu(), **options)
+        return self.mouth
 
     def __call__(self, chunk: RenderedChunk, kp_driving: torch.Tensor | None = None) -> np.ndarray:
         """One chunk of `tps.Renderer.iter_render_maps` -> ``uint8 [b, H, W, 3]``; ``kp_driving

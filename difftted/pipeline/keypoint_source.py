@@ -139,7 +139,10 @@ def scale_offsets(kp_source: torch.Tensor, offsets: torch.Tensor, part_scales: M
 
 def fit_similarity(src: torch.Tensor, dst: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Least-squares 2-D similarity (rotation, uniform scale, shift) mapping ``src [P, 2]`` to each
-    ``dst [T, P, 2]``: ``(a [T], b [T])`` complex, ``z -> a z + b`` with ``z = x + iy``."""
+    ``dst [T, P, 2]``: ``(a [T], b [T])`` complex, ``z -> a z + b`` with ``z = x + iy``. The same
+    least squares as `tps.parts.similarity_frame`, which evaluates it on the renderer's grids in
+    its working precision; this one works on points, in float64 (the keypoints it moves are
+    sampled once per video)."""
     z = torch.complex(src[:, 0].double(), src[:, 1].double())
     w = torch.complex(dst[..., 0].double(), dst[..., 1].double())
     zc = z - z.mean()

@@ -42,7 +42,6 @@ from difftted.pipeline.composition import COMPOSITIONS, Composition, FrameCompos
 from difftted.pipeline.keypoint_source import (KEYPOINT_SOURCES, PART_SCALES, body_source_keypoints,  # noqa: F401
                                                check_keypoint_source, check_part_scales, keypoint_limit,
                                                scale_offsets)
-from difftted.pipeline.mouth import MouthInterior
 from difftted.pipeline.output import check_output_path, write_talking_video
 from difftted.pipeline.person import CropBox, ImageInput, crop_to_tensor, find_crop, fit_photo, load_image, person_mask
 from tps.render import PreparedSource, RenderedChunk, Renderer
@@ -342,12 +341,13 @@ class DiffTEDPipeline:
         # chunk, so memory stays bounded
         composer = self.prepare_composition(photo, box, prepared, composition, output == "crop", still_background,
                                             interpolation, person=person, mouth_interior=mouth)
-        rendered = self.render_frames(prepared, keypoints, render_mode, render_batch_size, progress)
         if composer.mouth is None:
-            chunks = (composer(c) for c in rendered)
-        else:
-            driving = self.frame_renderer.driving_keypoints(prepared, keypoints.to(self.device), render_mode).cpu()
-            chunks = (composer(c, kp) for c, kp in _with_keypoints(rendered, driving))
+            chunks = (composer(c) for c in self.render_frames(prepared, keypoints, render_mode,
+                                                              render_batch_size, progress))
+        else:  # the painter reads the keypoints each frame was driven with: resolve the mode once
+            driving = self.frame_renderer.driving_keypoints(prepared, keypoints.to(self.device), render_mode)
+            rendered = self.render_frames(prepared, driving, "standard", render_batch_size, progress)
+            chunks = (composer(c, kp) for c, kp in _with_keypoints(rendered, driving.cpu()))
         frames, video_path = self.write(chunks, speech, fps, output_path, keep)
         if frames is not None and output_type == "pil":
             frames = [Image.fromarray(f) for f in frames]
@@ -462,7 +462,7 @@ class DiffTEDPipeline:
                                  interpolation=interpolation)
         if mouth_interior:
             try:
-                composer.mouth = MouthInterior(composer.crop, prepared.kp_source.cpu())
+                composer.add_mouth_interior(prepared.kp_source)
             except ValueError as err:  # no usable face on the photo: the mouth only stretches
                 logger.warning("no mouth interior: %s", err)
         return composer

@@ -126,3 +126,34 @@ def test_a_face_mesh_sees_the_painted_mouth_open_on_a_real_photo(shared_data) ->
     # measured: 1.75 -> 6.26 px (the judge's mesh reads about half of a gap this thin); its jitter
     # on a still face is under 1 px
     assert opened > closed + 3, (closed, opened)
+
+
+def test_a_composer_paints_the_mouth_only_once_given_one() -> None:
+    """`FrameComposer.add_mouth_interior` builds the painter from the composer's own crop: an
+    opened mouth in a chunk is painted, the same chunk without it is not; the model path and a
+    faceless photo refuse, naming why; a composer with a mouth needs the driving keypoints."""
+    from difftted.pipeline.composition import FrameComposer
+    from difftted.pipeline.person import CropBox
+    from tps.render import RenderedChunk
+
+    crop, kp = _face()
+    photo = (crop[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    zero = torch.from_numpy(np.stack(np.meshgrid(np.linspace(-1, 1, 64), np.linspace(-1, 1, 64)), -1)
+                            .astype(np.float32))[None].repeat(2, 1, 1, 1)  # identity flow, (x, y)
+    chunk = RenderedChunk(None, torch.full((2, 3, 64, 64), 0.5), zero, torch.ones(2, 1, 64, 64))
+    driving = torch.stack([kp, _open(kp, 8)])
+    plain = FrameComposer(photo, CropBox(0, 0, S), "native", crop_only=True)
+    before = plain(chunk)
+    assert np.abs(before.astype(int) - photo[:S - S % 2, :S - S % 2]).max() <= 1  # identity: the photo
+    painted = plain.add_mouth_interior(kp[None])
+    assert plain.mouth is painted and painted.size == S
+    after = plain(chunk, driving)
+    assert np.array_equal(after[0], before[0]) and not np.array_equal(after[1], before[1])
+    with pytest.raises(ValueError, match="kp_driving"):
+        plain(chunk)
+    with pytest.raises(ValueError, match="composition='native'"):
+        FrameComposer(photo, CropBox(0, 0, S), "model").add_mouth_interior(kp[None])
+    flat = kp.clone()
+    flat[LOWER] = flat[UPPER]
+    with pytest.raises(ValueError, match="lip height"):
+        FrameComposer(photo, CropBox(0, 0, S), "native").add_mouth_interior(flat[None])
