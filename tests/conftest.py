@@ -36,6 +36,17 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def astronaut_path(tmp_path_factory) -> Path:
+    """scikit-image's astronaut (a real upper-body photo, 512x512) as a png."""
+    from PIL import Image
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("photos") / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(path)
+    return path
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _torch_threads() -> None:
     """One intra-op thread for the whole suite. The tests run tiny models, which gain nothing

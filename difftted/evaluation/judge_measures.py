@@ -218,6 +218,39 @@ def ssim_gray(a: np.ndarray, b: np.ndarray) -> float:
     return float(structural_similarity(a, b, data_range=255.0))
 
 
+#: Face-mesh points carried by the skull, not by the jaw or the lips: eye corners, the nose's
+#: bridge and tip, forehead, temples. `aligned_face` fits on these only, so an opening mouth
+#: does not move the alignment.
+RIGID_FACE = (33, 133, 362, 263, 168, 6, 197, 195, 5, 4, 10, 151, 9, 234, 454, 127, 356)
+
+
+def aligned_face(gray_frame: np.ndarray, frame_face: np.ndarray, photo_face: np.ndarray,
+                 box: tuple[int, int, int, int]) -> np.ndarray | None:
+    """The photo's face ``box`` ``(x0, y0, x1, y1)`` as the frame shows it once its face is moved
+    back onto the photo's: ``float64 [y1 - y0, x1 - x0]``, or None when no similarity fits.
+
+    ``gray_frame [H, W]`` (0-255); ``frame_face``, ``photo_face``: ``[468, 2]`` face-mesh points
+    (x, y) in their image's pixels. The similarity (rotation, uniform scale, shift) taking the
+    photo's `RIGID_FACE` points to the frame's is fitted by least median of squares (a point the
+    mesh misplaces does not pull it) and the frame is resampled through it (bicubic). SSIM of
+    this against the photo's box measures what happened to the face itself, wherever the head went:
+    the fixed box of the plain face SSIM also falls when a sharp face merely moves.
+    """
+    import cv2
+
+    src = np.asarray(photo_face, dtype=np.float64)[list(RIGID_FACE)]
+    dst = np.asarray(frame_face, dtype=np.float64)[list(RIGID_FACE)]
+    if not (np.isfinite(src).all() and np.isfinite(dst).all()):
+        return None
+    matrix, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
+    if matrix is None or not np.isfinite(matrix).all():
+        return None
+    x0, y0, x1, y1 = box
+    matrix = matrix @ np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])  # box pixels -> frame pixels
+    return cv2.warpAffine(np.asarray(gray_frame, dtype=np.float64), matrix, (x1 - x0, y1 - y0),
+                          flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+
+
 def laplacian_variance(gray_image: np.ndarray) -> float:
     """Variance of the 4-neighbour Laplacian: the usual focus measure (higher is sharper)."""
     return float(np.var(ndimage.laplace(np.asarray(gray_image, dtype=np.float64))))

@@ -11,6 +11,9 @@ the numbers (`difftted.judge_measures`) are, per video:
 - **mouth opening** (face mesh ``|p13 - p14| / |p10 - p152|``): std, and best-lag (+-4 frames)
   correlation with the loudness envelope (linear RMS per frame), with its chance level;
 - **face SSIM** against the photo (its face box, enlarged): mean, first and last ``--window`` s;
+  and **aligned**: the same box after each frame's face is moved back onto the photo's (a
+  similarity fitted to rigid face-mesh points, `judge_measures.aligned_face`), so a face that
+  only moved keeps it high and a smeared or distorted one does not;
 - **first-frame SSIM** against the photo; **sharpness** (variance of the Laplacian in the
   person's box) as a ratio to the photo's, first frame and median;
 - **background change**: mean |frame - photo| (0-255) over the photo's background kept 15% of the
@@ -84,6 +87,7 @@ class VideoJudgement:
     face_ssim_first: float = math.nan  # first ``window`` seconds
     face_ssim_last: float = math.nan  # last ``window`` seconds
     face_ssim_windows: list[tuple[float, float, float]] = field(default_factory=list)  # (start, end, mean)
+    face_ssim_aligned: float = math.nan  # mean over frames with a face, the face moved back onto the photo's
     first_frame_ssim: float = math.nan
     sharpness_first: float = math.nan  # ratio to the photo's
     sharpness_median: float = math.nan
@@ -113,6 +117,7 @@ class _PhotoReference:
     rgb: np.ndarray
     gray: np.ndarray
     face_box: tuple[int, int, int, int] | None
+    face: np.ndarray | None  # [468, 2] face-mesh points
     person_box: tuple[int, int, int, int] | None
     sharpness: float
     background: np.ndarray  # bool [H, W]
@@ -146,7 +151,7 @@ def _reference(photo: np.ndarray, judgement: VideoJudgement) -> _PhotoReference:
         if not background.any():
             judgement.note(f"no background pixel {BACKGROUND_MARGIN:.0%} of the frame height away from the "
                            "person: background change is NaN")
-    return _PhotoReference(photo, gray, face_box, person_box, sharpness, background)
+    return _PhotoReference(photo, gray, face_box, found.face, person_box, sharpness, background)
 
 
 def _fit_photo(photo: np.ndarray, size: tuple[int, int], judgement: VideoJudgement) -> np.ndarray:
@@ -165,6 +170,7 @@ class _Tracks:
         self.visibility: list[np.ndarray] = []
         self.mouth: list[float] = []
         self.face_ssim: list[float] = []
+        self.face_ssim_aligned: list[float] = []
         self.sharpness: list[float] = []
         self.background: list[float] = []
 
@@ -178,6 +184,12 @@ class _Tracks:
         if ref.face_box is not None:
             x0, y0, x1, y1 = ref.face_box
             self.face_ssim[-1] = jm.ssim_gray(ref.gray[y0:y1, x0:x1], gray[y0:y1, x0:x1])
+        self.face_ssim_aligned.append(math.nan)
+        if ref.face_box is not None and found.face is not None:
+            face = jm.aligned_face(gray, found.face, ref.face, ref.face_box)
+            if face is not None:
+                x0, y0, x1, y1 = ref.face_box
+                self.face_ssim_aligned[-1] = jm.ssim_gray(ref.gray[y0:y1, x0:x1], face)
         self.sharpness.append(math.nan)
         if ref.person_box is not None and ref.sharpness > 0:
             x0, y0, x1, y1 = ref.person_box
@@ -316,6 +328,13 @@ def _summarise(j: VideoJudgement, tracks: _Tracks, sound, window: float, shifts:
         j.face_ssim_first = j.face_ssim_windows[0][2]
         last = ssim[times >= j.duration - window]
         j.face_ssim_last = float(np.nanmean(last)) if np.isfinite(last).any() else math.nan
+    aligned = np.asarray(tracks.face_ssim_aligned)
+    if np.isfinite(aligned).any():
+        j.face_ssim_aligned = float(np.nanmean(aligned))
+        seen = float(np.isfinite(aligned).mean())
+        if seen < 0.9:
+            j.note(f"the face mesh found the face in only {seen:.0%} of the frames: the aligned face SSIM "
+                   "is their mean (a face too smeared to be found is not in it)")
     sharp = np.asarray(tracks.sharpness)
     if np.isfinite(sharp).any():
         j.sharpness_first, j.sharpness_median = float(sharp[0]), float(np.nanmedian(sharp))
@@ -338,6 +357,7 @@ TABLE_ROWS = [
     ("lip-loudness r (chance)", lambda j: f"{_num(j.lip_corr)} ({_num(j.lip_corr_chance)})"),
     ("face SSIM mean", lambda j: _num(j.face_ssim)),
     ("face SSIM first / last window", lambda j: f"{_num(j.face_ssim_first)} / {_num(j.face_ssim_last)}"),
+    ("face SSIM, aligned", lambda j: _num(j.face_ssim_aligned)),
     ("first-frame SSIM", lambda j: _num(j.first_frame_ssim)),
     ("sharpness first / median (x photo)", lambda j: f"{_num(j.sharpness_first, 2)} / {_num(j.sharpness_median, 2)}"),
     ("background change (/255)", lambda j: _num(j.background_change, 2)),

@@ -17,7 +17,8 @@ import json
 import statistics
 from pathlib import Path
 
-#: (label, key, chance key or None, bar: "v1" = no lower than v1, "chance+x" = x above chance, number = at least)
+#: (label, key, chance key or None, bar: "v1" = no lower than v1, "chance+x" = x above chance, number = at least,
+#: None = no bar, shown beside the others)
 ROWS = (
     ("wrist speed (SW/s)", "wrist_speed", None, 0.05),
     ("head speed (SW/s)", "head_speed", None, 0.05),
@@ -25,6 +26,7 @@ ROWS = (
     ("mouth opening std", "mouth_std", None, 0.012),
     ("lip-loudness r (chance)", "lip_corr", "lip_corr_chance", "chance+0.10"),
     ("face SSIM vs photo", "face_ssim", None, "v1"),
+    ("face SSIM, aligned (no bar)", "face_ssim_aligned", None, None),
 )
 
 
@@ -55,12 +57,15 @@ def table(eval_dir: Path, name: str, tags: list[str]) -> str:
         digits = 4 if key == "mouth_std" else 3
         cells = []
         for group in (v1, v2):
-            vals = [g[key] for g in group]
+            vals = [g.get(key) for g in group]  # judgements from before a measure existed lack it
             text = _span(vals, digits)
             if chance:
                 text += f" ({_span([g[chance] for g in group], digits)})"
             cells.append(text)
-        real_text = _span([real[key]], digits) + (f" ({_span([real[chance]], digits)})" if chance else "")
+        real_text = _span([real.get(key)], digits) + (f" ({_span([real[chance]], digits)})" if chance else "")
+        if bar is None:
+            lines.append(f"| {label} | {cells[0]} | {cells[1]} | {real_text} | - | - |")
+            continue
         if any(g[key] is None for g in v2) or (bar == "v1" and any(g[key] is None for g in v1)):
             lines.append(f"| {label} | {cells[0]} | {cells[1]} | {real_text} | - | not measurable |")
             continue

@@ -144,7 +144,7 @@ def test_still_video_has_no_motion_and_matches_its_photo(still):
     assert j.frames == STILL_FPS * STILL_SECONDS and not j.photo_resized and j.audio == "own track"
     for speed in (j.wrist_speed, j.elbow_speed, j.head_speed):
         assert 0.0 <= speed < 0.01  # real speakers: 0.1-0.16; only encoding noise moves here
-    assert j.first_frame_ssim > 0.95 and j.face_ssim > 0.95
+    assert j.first_frame_ssim > 0.95 and j.face_ssim > 0.95 and j.face_ssim_aligned > 0.9
     assert j.background_change < 2.0
     assert 0.8 < j.sharpness_first < 1.25 and 0.8 < j.sharpness_median < 1.25
     assert j.mouth_std < 2e-3
@@ -195,3 +195,57 @@ def test_command_reports_a_missing_file_in_one_line(tmp_path, capsys):
 
     assert cli(["evaluate-video", str(tmp_path / "nothere.mp4")]) == 1
     assert "nothere.mp4" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ aligned face SSIM
+@pytest.fixture(scope="module")
+def moved_and_blurred(astronaut_path: Path, tmp_path_factory) -> tuple[Path, Path]:
+    """The astronaut (512x512) moved as a head would (shifts up to 6 px, rotations up to 3
+    degrees, zoom within 3%, about the face) and, separately, held still but blurred (Gaussian,
+    sigma 2 px): 1 s each, with near-silent sound."""
+    import cv2
+    from PIL import Image
+
+    from difftted.audio.speech import load_speech
+    from difftted.pipeline.output import write_talking_video
+
+    photo = np.asarray(Image.open(astronaut_path).convert("RGB"))
+    h, w = photo.shape[:2]
+
+    def moved(t: int) -> np.ndarray:
+        angle, scale = np.deg2rad(3 * np.sin(t / 7)), 1 + 0.03 * np.sin(t / 5)
+        matrix = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        shift = np.array([6 * np.sin(t / 4) + 0.37, 4 * np.cos(t / 6)])
+        shift += (np.eye(2) - matrix) @ np.array([w / 2, h / 3])
+        return cv2.warpAffine(photo, np.hstack([matrix, shift[:, None]]), (w, h), flags=cv2.INTER_CUBIC,
+                              borderMode=cv2.BORDER_REPLICATE)
+
+    folder = tmp_path_factory.mktemp("aligned")
+    sr = 16000
+    speech = load_speech((1e-3 * np.random.default_rng(0).normal(size=sr).astype(np.float32), sr))
+    blurred = cv2.GaussianBlur(photo, (0, 0), 2.0)
+    return (write_talking_video(folder / "moved.mp4", (moved(t) for t in range(25)), 25, speech),
+            write_talking_video(folder / "blurred.mp4", (blurred for _ in range(25)), 25, speech))
+
+
+def test_aligned_face_ssim_forgives_motion_and_not_blur(moved_and_blurred, astronaut_path):
+    """A sharp face that only moves loses most of the fixed box's SSIM but keeps the aligned one;
+    a still face blurred by 2 px keeps the fixed box's better than the moved face and scores
+    lower than it once aligned: the aligned measure ranks smear below motion."""
+    moved, blurred = (judge_video(v, photo=astronaut_path, progress=False) for v in moved_and_blurred)
+    assert moved.face_ssim < 0.6 and moved.face_ssim_aligned > 0.8, (moved.face_ssim, moved.face_ssim_aligned)
+    assert blurred.face_ssim > moved.face_ssim + 0.2
+    assert blurred.face_ssim_aligned < moved.face_ssim_aligned - 0.05, (blurred.face_ssim_aligned,
+                                                                       moved.face_ssim_aligned)
+
+
+def test_aligned_face_of_the_photo_itself_is_its_box():
+    """Identical landmarks give the identity: the box comes back unchanged."""
+    rng = np.random.default_rng(3)
+    image = rng.uniform(0, 255, (60, 80))
+    face = np.column_stack([rng.uniform(10, 70, 468), rng.uniform(10, 50, 468)])
+    box = (12, 9, 50, 41)
+    np.testing.assert_allclose(jm.aligned_face(image, face, face, box), image[9:41, 12:50], atol=1e-6)
+    shifted = face + np.array([3.0, -2.0])  # the frame's face 3 px right, 2 px up: read from there
+    np.testing.assert_allclose(jm.aligned_face(image, shifted, face, box), image[7:39, 15:53], atol=1e-6)
+    assert jm.aligned_face(image, np.full_like(face, np.nan), face, box) is None

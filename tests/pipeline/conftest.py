@@ -81,17 +81,6 @@ def body_pipeline_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def astronaut_path(tmp_path_factory) -> Path:
-    """scikit-image's astronaut (a real upper-body photo, 512x512) as a png."""
-    from PIL import Image
-    from skimage import data
-
-    path = tmp_path_factory.mktemp("photos") / "astronaut.png"
-    Image.fromarray(data.astronaut()).save(path)
-    return path
-
-
-@pytest.fixture(scope="session")
 def speech_path(shared_data, tmp_path_factory) -> Path:
     """The first SPEECH_SECONDS of real speech (44.1 kHz stereo wav), as a wav of its own."""
     import soundfile
