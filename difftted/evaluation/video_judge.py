@@ -87,7 +87,10 @@ class VideoJudgement:
     face_ssim_first: float = math.nan  # first ``window`` seconds
     face_ssim_last: float = math.nan  # last ``window`` seconds
     face_ssim_windows: list[tuple[float, float, float]] = field(default_factory=list)  # (start, end, mean)
-    face_ssim_aligned: float = math.nan  # mean over frames with a face, the face moved back onto the photo's
+    face_ssim_aligned: float = math.nan  # the same, each frame's face moved back onto the photo's (frames with a face)
+    face_ssim_aligned_first: float = math.nan
+    face_ssim_aligned_last: float = math.nan
+    face_ssim_aligned_windows: list[tuple[float, float, float]] = field(default_factory=list)
     first_frame_ssim: float = math.nan
     sharpness_first: float = math.nan  # ratio to the photo's
     sharpness_median: float = math.nan
@@ -321,20 +324,20 @@ def _summarise(j: VideoJudgement, tracks: _Tracks, sound, window: float, shifts:
         envelope = jm.loudness_envelope(waveform, sr, j.fps * j.stride, j.frames, j.stride)
         j.lip_corr, j.lip_lag, j.lip_corr_chance = jm.lip_sync(mouth, envelope, j.fps, MAX_LIP_LAG, shifts, seed)
     times = np.arange(j.frames) / j.fps
-    ssim = np.asarray(tracks.face_ssim)
-    if np.isfinite(ssim).any():
-        j.face_ssim = float(np.nanmean(ssim))
-        j.face_ssim_windows = jm.window_means(ssim, times, window, j.duration)
-        j.face_ssim_first = j.face_ssim_windows[0][2]
-        last = ssim[times >= j.duration - window]
-        j.face_ssim_last = float(np.nanmean(last)) if np.isfinite(last).any() else math.nan
-    aligned = np.asarray(tracks.face_ssim_aligned)
-    if np.isfinite(aligned).any():
-        j.face_ssim_aligned = float(np.nanmean(aligned))
-        seen = float(np.isfinite(aligned).mean())
-        if seen < 0.9:
-            j.note(f"the face mesh found the face in only {seen:.0%} of the frames: the aligned face SSIM "
-                   "is their mean (a face too smeared to be found is not in it)")
+    for prefix, values in (("face_ssim", tracks.face_ssim), ("face_ssim_aligned", tracks.face_ssim_aligned)):
+        values = np.asarray(values)
+        if not np.isfinite(values).any():
+            continue
+        windows = jm.window_means(values, times, window, j.duration)
+        last = values[times >= j.duration - window]
+        setattr(j, prefix, float(np.nanmean(values)))
+        setattr(j, f"{prefix}_windows", windows)
+        setattr(j, f"{prefix}_first", windows[0][2])
+        setattr(j, f"{prefix}_last", float(np.nanmean(last)) if np.isfinite(last).any() else math.nan)
+    seen = float(np.isfinite(np.asarray(tracks.face_ssim_aligned)).mean())
+    if math.isfinite(j.face_ssim) and seen < 0.9:
+        j.note(f"the face mesh found the face in only {seen:.0%} of the frames: the aligned face SSIM "
+               "is their mean (a face too smeared to be found is not in it)")
     sharp = np.asarray(tracks.sharpness)
     if np.isfinite(sharp).any():
         j.sharpness_first, j.sharpness_median = float(sharp[0]), float(np.nanmedian(sharp))
@@ -358,6 +361,8 @@ TABLE_ROWS = [
     ("face SSIM mean", lambda j: _num(j.face_ssim)),
     ("face SSIM first / last window", lambda j: f"{_num(j.face_ssim_first)} / {_num(j.face_ssim_last)}"),
     ("face SSIM, aligned", lambda j: _num(j.face_ssim_aligned)),
+    ("face SSIM, aligned, first / last window",
+     lambda j: f"{_num(j.face_ssim_aligned_first)} / {_num(j.face_ssim_aligned_last)}"),
     ("first-frame SSIM", lambda j: _num(j.first_frame_ssim)),
     ("sharpness first / median (x photo)", lambda j: f"{_num(j.sharpness_first, 2)} / {_num(j.sharpness_median, 2)}"),
     ("background change (/255)", lambda j: _num(j.background_change, 2)),

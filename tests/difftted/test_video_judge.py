@@ -169,6 +169,7 @@ def test_command_writes_json(still, tmp_path):
                  "--json", str(out), "--no-progress"]) == 0
     data = json.loads(out.read_text())
     assert list(data) == ["still.mp4"] and len(data["still.mp4"]["face_ssim_windows"]) == 3
+    assert len(data["still.mp4"]["face_ssim_aligned_windows"]) == 3
 
 
 # ---------------------------------------------------------------------------- bad input
