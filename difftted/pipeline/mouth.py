@@ -23,6 +23,12 @@ mouth's interior colour (the seam's own darkest pixels, darkened), with a soft e
 show; the lips themselves keep about their thickness. A frame whose keypoints are the photo's (or
 closed further) is returned unchanged, so the first frame is still the photo.
 
+A smiling photo shows its teeth between the lips (a bright, grey run between them, found by
+`_find_seam`). Then the lens does not go over the teeth: its top edge follows the upper teeth's
+lower edge and it opens below it, as a jaw that drops shows the dark below the upper teeth (on
+the astronaut and the smiling portrait the darkest row lies *above* the teeth, in the upper
+lip's shadow, and a lens centred there painted a dark bar over the teeth).
+
 Plain torch on ``float32 [b, 3, s, s]`` crops in ``[0, 1]``; the keypoints in the crop's
 ``[-1, 1]`` (align_corners=True) coordinates, as the renderer's.
 """
@@ -54,7 +60,8 @@ class MouthInterior:
         width: the lens's half width as a fraction of half the corner-to-corner distance (the
             inside of a mouth stops short of its corners).
         edge: the soft edge of the lens, in pixels of the crop (at least 0.5).
-        darkness: the interior colour is the seam's darkest colour times this.
+        darkness: the interior colour is the seam's darkest colour times this (its luma at most
+            `MAX_INTERIOR_LUMA`).
         min_opening: openings below this many pixels draw nothing (landmark noise).
     """
 
@@ -79,8 +86,12 @@ class MouthInterior:
         if self.eye_distance < 1.0 or self.lip_height <= 0:
             raise ValueError(f"kp_source has no usable face: eye distance {self.eye_distance:.2f} px, "
                              f"lip height {self.lip_height:.2f} px")
-        self.seam, colour = _find_seam(crop[0].float(), p["upper"][0], p["lower"][0])
-        self.colour = (colour * float(darkness)).view(1, 3, 1, 1)
+        self.seam, colour, self.teeth = _find_seam(crop[0].float(), p["upper"][0], p["lower"][0])
+        colour = colour * float(darkness)
+        luma = float(colour @ torch.tensor([0.299, 0.587, 0.114]))
+        if luma > MAX_INTERIOR_LUMA:  # a pale seam (a smile's lip shadow) still gives a dark mouth
+            colour = colour * (MAX_INTERIOR_LUMA / luma)
+        self.colour = colour.view(1, 3, 1, 1)
 
     def _points(self, kp: torch.Tensor) -> dict[str, torch.Tensor]:
         """``[b, 50, 2]`` in [-1, 1] -> named ``[b, 2]`` in crop pixels (x, y)."""
@@ -113,7 +124,7 @@ class MouthInterior:
             a = self.width * half
             h = float(opening[i]) / 2
             # the window around the mouth that the lens can touch
-            reach = float(half + h + 2 * self.edge + 2)
+            reach = float(half + 2 * h + 2 * self.edge + 2)
             x0, x1 = int(max(0, centre[0] - reach)), int(min(s, centre[0] + reach + 1))
             y0, y1 = int(max(0, centre[1] - reach)), int(min(s, centre[1] + reach + 1))
             if x1 <= x0 or y1 <= y0:
@@ -128,7 +139,9 @@ class MouthInterior:
             v_seam = depth * (1 - t * t)
             r = (u / a).clamp(-1, 1)
             half_height = h * (1 - r * r).clamp(min=0) ** 0.6
-            inside = half_height - (v - v_seam).abs()  # > 0 inside the lens, in pixels
+            # centred on the seam; with teeth, hanging below their lower edge
+            centre_v = v_seam + half_height if self.teeth else v_seam
+            inside = half_height - (v - centre_v).abs()  # > 0 inside the lens, in pixels
             out[i, 0, y0:y1, x0:x1] = ((inside / self.edge) + 0.5).clamp(0, 1) * (u.abs() < a)
         return out
 
@@ -160,28 +173,44 @@ def _check_driving(kp: torch.Tensor) -> torch.Tensor:
     return kp.float().cpu()
 
 
-def _find_seam(crop: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor) -> tuple[float, torch.Tensor]:
-    """The lip seam on the photo: the darkest point (luma of a row of 5 pixels across) between
-    20% and 80% of the way from the outer upper lip to the outer lower lip, as that fraction (the
-    middle of the darkest run, within 0.01 of the minimum, where several tie), and its colour
-    ``[3]`` (the darkest third of the pixels there)."""
+#: The interior is never lighter than this luma (0-1): the seam of a closed mouth is dark, 0.13-0.15
+#: after ``darkness`` on the project's photos, but a smiling photo's darkest point between the lips
+#: is the upper lip's shadow (0.26 on the astronaut), which painted a brown, not a dark, mouth.
+MAX_INTERIOR_LUMA = 0.18
+
+#: Teeth between the lips (`_find_seam`): samples brighter than the lips themselves by this much
+#: luma (0-1) and greyer than this saturation ((max - min) / max of RGB). Lips and skin measured
+#: 0.30-0.55 in saturation on the project's photos; teeth 0.05-0.25, and 0.15-0.2 brighter than
+#: the lips in luma (the astronaut, the smiling portrait); closed lips no more than 0.12.
+TEETH_LUMA = 0.12
+TEETH_SATURATION = 0.3
+
+
+def _find_seam(crop: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor) -> tuple[float, torch.Tensor, bool]:
+    """The lip seam on the photo, as the fraction of the way from the outer upper lip to the outer
+    lower lip, its colour ``[3]`` (the darkest third of the pixels at the darkest point) and
+    whether teeth show.
+
+    Along the way, rows of 5 pixels across are sampled at 25 points between 20% and 80%. Teeth
+    show where samples are brighter than the two lips' own by `TEETH_LUMA` and greyer than
+    `TEETH_SATURATION`: the seam is then the lower edge of the lowest such run (the upper teeth's
+    edge, where a dropping jaw opens the mouth). Otherwise it is the darkest sample (the middle of
+    the darkest run, within 0.01 of the minimum, where several tie): closed lips' seam."""
     s = crop.shape[-1]
     fractions = torch.linspace(0.2, 0.8, 25).tolist()
     luma_weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1)
-    lumas, patches = [], []
-    for f in fractions:
+
+    def sample(f: float) -> torch.Tensor | None:
         c = upper + f * (lower - upper)
         x, y = int(round(float(c[0]))), int(round(float(c[1])))
         patch = crop[:, min(max(y, 0), s - 1), max(0, x - 2):min(s, x + 3)].reshape(3, -1)
-        if patch.shape[1] == 0:  # the lips outside the crop
-            lumas.append(float("inf"))
-            patches.append(None)
-            continue
-        lumas.append(float((patch * luma_weights).sum(0).mean()))
-        patches.append(patch)
+        return None if patch.shape[1] == 0 else patch  # None: the lips outside the crop
+
+    patches = [sample(f) for f in fractions]
+    lumas = [float("inf") if p is None else float((p * luma_weights).sum(0).mean()) for p in patches]
     best = min(range(len(lumas)), key=lumas.__getitem__)
     if not np.isfinite(lumas[best]):
-        return 0.5, torch.full((3,), 0.25)
+        return 0.5, torch.full((3,), 0.25), False
     lo = hi = best
     while lo > 0 and lumas[lo - 1] <= lumas[best] + 0.01:
         lo -= 1
@@ -190,4 +219,15 @@ def _find_seam(crop: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor) -> 
     patch = patches[best]
     luma = (patch * luma_weights).sum(0)
     colour = patch[:, luma.argsort()[: max(1, luma.numel() // 3)]].mean(1)
-    return (fractions[lo] + fractions[hi]) / 2, colour
+    seam = (fractions[lo] + fractions[hi]) / 2
+    lips = [sample(f) for f in (0.0, 1.0)]
+    if any(p is None for p in lips):
+        return seam, colour, False
+    lip_luma = float(np.mean([float((p * luma_weights).sum(0).mean()) for p in lips]))
+    teeth = [i for i, p in enumerate(patches) if p is not None and lumas[i] > lip_luma + TEETH_LUMA
+             and float(((p.amax(0) - p.amin(0)) / p.amax(0).clamp(min=1e-6)).mean()) < TEETH_SATURATION]
+    if not teeth:
+        return seam, colour, False
+    last = max(teeth)
+    edge = fractions[last] if last == len(fractions) - 1 else (fractions[last] + fractions[last + 1]) / 2
+    return edge, colour, True

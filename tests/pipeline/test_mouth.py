@@ -78,6 +78,32 @@ def test_an_opening_paints_a_lens_that_tall_on_the_seam_between_the_corners(pixe
     assert torch.equal(painted[..., :100, :], frames[..., :100, :])
 
 
+def test_a_smile_opens_below_its_teeth_in_a_dark_colour() -> None:
+    """A photo whose lips show teeth (a bright grey band, rows 116-123, over a pale lip shadow at
+    row 114): the seam is the teeth's lower edge, the lens hangs below it (the teeth stay as they
+    are) and its colour is dark even though the darkest point between the lips is pale."""
+    from difftted.pipeline.mouth import MAX_INTERIOR_LUMA
+
+    crop, kp = _face()
+    crop[:, :, 113:128, 80:121] = torch.tensor([0.85, 0.6, 0.6]).view(1, 3, 1, 1)  # pale lips
+    crop[:, :, 114, 80:121] = torch.tensor([0.7, 0.5, 0.5]).view(1, 3, 1)  # the upper lip's shadow
+    crop[:, :, 116:124, 84:117] = torch.tensor([0.93, 0.92, 0.9]).view(1, 3, 1, 1)  # the teeth
+    mouth = MouthInterior(crop, kp, edge=1.0)
+    assert mouth.teeth and 123 <= 112 + 16 * mouth.seam <= 125, mouth.seam
+    luma = float(mouth.colour.flatten() @ torch.tensor([0.299, 0.587, 0.114]))
+    assert luma == pytest.approx(MAX_INTERIOR_LUMA, abs=1e-4)
+    pixels = 6.0
+    alpha = mouth.alpha(_open(kp, pixels)[None])[0, 0]
+    column = alpha[:, 100]
+    top = 112 + mouth.seam * (16 + pixels)  # where the teeth's edge went
+    assert float(column.sum()) == pytest.approx(pixels, abs=0.6)  # the lens is as tall as the opening
+    assert float(column[: int(top) - 1].sum()) == 0  # nothing over the teeth
+    centre = float((column * torch.arange(S)).sum() / column.sum())
+    assert centre == pytest.approx(top + pixels / 2, abs=0.6)
+    # closed lips keep the old rule: no teeth, the lens centred on the dark seam
+    assert not MouthInterior(*_face()).teeth
+
+
 def test_bad_inputs_are_named() -> None:
     crop, kp = _face()
     with pytest.raises(ValueError, match="crop"):
