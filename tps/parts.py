@@ -73,6 +73,9 @@ class Part:
     occludes: whether pixels that sample this part's source capsule from outside every driving
         part count as occluded (see the module doc). Off for parts that only deform in place
         (a jaw) and never uncover anything.
+    feather: this part's soft edge (as `PartLayout.feather`), or None for the layout's. A part
+        that deforms in place (a jaw) blends into the motion around it over a wider edge than a
+        limb that moves over the background needs: a hard edge there shows as a crease.
     rigid: move the part by the least-squares similarity (rotation, uniform scale, translation)
         of its transform's 5 keypoints instead of their TPS (`similarity_frame`). A limb does not
         bend; and a TPS through a hand's tight cluster of points, driven by points that are not
@@ -85,6 +88,7 @@ class Part:
     radius: float
     occludes: bool = True
     rigid: bool = False
+    feather: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.transform, int) or self.transform < 0:
@@ -96,6 +100,8 @@ class Part:
                 raise ValueError(f"Part.segments entries must be (i, j, t0, t1), got {seg!r}")
         if not self.radius > 0:
             raise ValueError(f"Part.radius must be > 0, got {self.radius!r}")
+        if self.feather is not None and not 0 < self.feather <= 2:
+            raise ValueError(f"Part.feather must be None or in (0, 2], got {self.feather!r}")
 
 
 @dataclass(frozen=True)
@@ -162,7 +168,7 @@ def capsule_masks(layout: PartLayout, kp: torch.Tensor, unit: torch.Tensor, poin
             d = (rel - t[..., None] * axis).norm(dim=-1)
             dist = d if dist is None else torch.minimum(dist, d)
         radius = (part.radius * unit).view(-1, 1, 1)
-        edge = layout.feather * radius
+        edge = (layout.feather if part.feather is None else part.feather) * radius
         out.append(((radius + edge / 2 - dist) / edge).clamp(0.0, 1.0).expand(b, -1, -1))
     return torch.stack(out, dim=1)
 

@@ -141,8 +141,15 @@ TABLE: tuple[KeypointSpec, ...] = _build_table()
 #: Transform groups for per-part intensity: indices into `TRANSFORMS`.
 PART_GROUPS = {"head": (0, 2), "mouth": (1,), "torso": (3,), "arms": (4, 5, 6, 7, 8, 9)}
 
+#: The mouth's soft edge, as a fraction of its radius (the limbs keep `part_layout`'s 0.15): the
+#: mouth deforms in place, and with the layout's edge the jaw, opened by mouth scale 3, met the
+#: unmoved cheek in a crease from the mouth's corner down to the jaw (seen on the astronaut); from
+#: 1 at a quarter of its radius to 0 at 1.75 radii it fades into the head's motion.
+MOUTH_FEATHER = 1.5
+
 #: The parts' capsules for the renderer's part masks (`part_layout`, `tps.parts`), bottom to top:
-#: ``(transform, ((label, label, t0, t1), ...), radius in shoulder widths, occludes, rigid)``; labels are
+#: ``(transform, ((label, label, t0, t1), ...), radius in shoulder widths, occludes, rigid, feather or
+#: None for the layout's)``; labels are
 #: `TABLE` labels of that transform's keypoints, each pair a capsule axis from ``t0`` to ``t1`` of
 #: the way. The head has no capsule: the renderer's own maps give it the whole head, hair and ears
 #: (a capsule over the face took the face from them and left the rest of the head behind: two
@@ -155,10 +162,11 @@ PART_GROUPS = {"head": (0, 2), "mouth": (1,), "torso": (3,), "arms": (4, 5, 6, 7
 #: points bends wildly past them when the sampled points are not a rigid copy of the photo's, and
 #: tore held objects; only the mouth deforms.
 PART_CAPSULES = (
-    ("mouth", (("mouth right", "mouth left", 0.0, 1.0), ("upper lip", "chin", 0.0, 1.0)), 0.07, False, False),
-    *((f"{side}_upper_arm", (("shoulder", "elbow", 0.25, 1.0),), 0.17, True, True) for side in SIDES),
-    *((f"{side}_forearm", (("elbow", "wrist", 0.0, 1.0),), 0.14, True, True) for side in SIDES),
-    *((f"{side}_hand", tuple(("wrist", p.replace("_", " "), 0.0, 1.3) for p in HAND_PARTS), 0.13, True, True)
+    ("mouth", (("mouth right", "mouth left", 0.0, 1.0), ("upper lip", "chin", 0.0, 1.0)), 0.07, False, False,
+     MOUTH_FEATHER),
+    *((f"{side}_upper_arm", (("shoulder", "elbow", 0.25, 1.0),), 0.17, True, True, None) for side in SIDES),
+    *((f"{side}_forearm", (("elbow", "wrist", 0.0, 1.0),), 0.14, True, True, None) for side in SIDES),
+    *((f"{side}_hand", tuple(("wrist", p.replace("_", " "), 0.0, 1.3) for p in HAND_PARTS), 0.13, True, True, None)
       for side in SIDES),
 )
 
@@ -178,8 +186,8 @@ def part_layout(feather: float = 0.15):
 
     parts = tuple(
         Part(TRANSFORMS.index(name), tuple((keypoint_index(name, a), keypoint_index(name, b), t0, t1)
-                                           for a, b, t0, t1 in segments), radius, occludes, rigid)
-        for name, segments, radius, occludes, rigid in PART_CAPSULES
+                                           for a, b, t0, t1 in segments), radius, occludes, rigid, feather)
+        for name, segments, radius, occludes, rigid, feather in PART_CAPSULES
     )
     unit = (keypoint_index("torso", "right shoulder"), keypoint_index("torso", "left shoulder"))
     return PartLayout(parts, unit, feather)

@@ -46,6 +46,26 @@ def test_capsule_is_one_on_its_axis_and_zero_far_away() -> None:
     assert 0.0 < at(mask, -0.6 + 0.156, 0.35) < 1.0  # the feathered edge
 
 
+def test_a_part_may_have_its_own_soft_edge() -> None:
+    """`Part.feather` overrides the layout's: with 1.5 the mask is whole only within a quarter of
+    the radius and reaches to 1.75 radii, where the layout's 0.5 ends at 1.25; bad values named."""
+    kp = keypoints()
+    grid = make_coordinate_grid(129, 129)[None]
+    soft = PartLayout((Part(1, ((5, 6, 0.0, 1.0),), radius=0.15, feather=1.5),), unit=(0, 1), feather=0.5)
+    hard = capsule_masks(LAYOUT, kp, LAYOUT.unit_length(kp), grid)[0, 0]
+    wide = capsule_masks(soft, kp, soft.unit_length(kp), grid)[0, 0]
+    for r, expected_hard, expected_wide in ((0.02, 1.0, 1.0), (0.1, 1.0, None), (0.2, None, None), (0.25, 0.0, None),
+                                           (0.27, 0.0, 0.0)):
+        h, w = float(at(hard, -0.6 + r, 0.35)), float(at(wide, -0.6 + r, 0.35))
+        if expected_hard is not None:
+            assert h == expected_hard, (r, h)
+        if expected_wide is not None:
+            assert w == expected_wide, (r, w)
+    assert 0 < float(at(wide, -0.6 + 0.1, 0.35)) < 1 and 0 < float(at(wide, -0.6 + 0.25, 0.35)) < 1
+    with pytest.raises(ValueError, match="feather"):
+        Part(1, ((5, 6, 0.0, 1.0),), radius=0.15, feather=0.0)
+
+
 def test_a_moved_hand_carries_its_pixels_and_its_old_place_is_occluded() -> None:
     source, shift = keypoints(), (0.25, -0.1)
     driving = keypoints(shift)
