@@ -186,8 +186,8 @@ def part_layout(feather: float = 0.15):
 
     parts = tuple(
         Part(TRANSFORMS.index(name), tuple((keypoint_index(name, a), keypoint_index(name, b), t0, t1)
-                                           for a, b, t0, t1 in segments), radius, occludes, rigid, feather)
-        for name, segments, radius, occludes, rigid, feather in PART_CAPSULES
+                                           for a, b, t0, t1 in segments), radius, occludes, rigid, edge)
+        for name, segments, radius, occludes, rigid, edge in PART_CAPSULES
     )
     unit = (keypoint_index("torso", "right shoulder"), keypoint_index("torso", "left shoulder"))
     return PartLayout(parts, unit, feather)

@@ -88,7 +88,7 @@ class MouthInterior:
                              f"lip height {self.lip_height:.2f} px")
         self.seam, colour, self.teeth = _find_seam(crop[0].float(), p["upper"][0], p["lower"][0])
         colour = colour * float(darkness)
-        luma = float(colour @ torch.tensor([0.299, 0.587, 0.114]))
+        luma = float(_luma(colour[:, None]))
         if luma > MAX_INTERIOR_LUMA:  # a pale seam (a smile's lip shadow) still gives a dark mouth
             colour = colour * (MAX_INTERIOR_LUMA / luma)
         self.colour = colour.view(1, 3, 1, 1)
@@ -186,6 +186,11 @@ TEETH_LUMA = 0.12
 TEETH_SATURATION = 0.3
 
 
+def _luma(pixels: torch.Tensor) -> torch.Tensor:
+    """``[3, n]`` RGB in [0, 1] -> ``[n]`` luma (ITU-R 601)."""
+    return (pixels * torch.tensor([0.299, 0.587, 0.114]).view(3, 1)).sum(0)
+
+
 def _find_seam(crop: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor) -> tuple[float, torch.Tensor, bool]:
     """The lip seam on the photo, as the fraction of the way from the outer upper lip to the outer
     lower lip, its colour ``[3]`` (the darkest third of the pixels at the darkest point) and
@@ -198,7 +203,6 @@ def _find_seam(crop: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor) -> 
     the darkest run, within 0.01 of the minimum, where several tie): closed lips' seam."""
     s = crop.shape[-1]
     fractions = torch.linspace(0.2, 0.8, 25).tolist()
-    luma_weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1)
 
     def sample(f: float) -> torch.Tensor | None:
         c = upper + f * (lower - upper)
@@ -207,7 +211,7 @@ def _find_seam(crop: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor) -> 
         return None if patch.shape[1] == 0 else patch  # None: the lips outside the crop
 
     patches = [sample(f) for f in fractions]
-    lumas = [float("inf") if p is None else float((p * luma_weights).sum(0).mean()) for p in patches]
+    lumas = [float("inf") if p is None else float(_luma(p).mean()) for p in patches]
     best = min(range(len(lumas)), key=lumas.__getitem__)
     if not np.isfinite(lumas[best]):
         return 0.5, torch.full((3,), 0.25), False
@@ -217,13 +221,13 @@ def _find_seam(crop: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor) -> 
     while hi < len(lumas) - 1 and lumas[hi + 1] <= lumas[best] + 0.01:
         hi += 1
     patch = patches[best]
-    luma = (patch * luma_weights).sum(0)
+    luma = _luma(patch)
     colour = patch[:, luma.argsort()[: max(1, luma.numel() // 3)]].mean(1)
     seam = (fractions[lo] + fractions[hi]) / 2
     lips = [sample(f) for f in (0.0, 1.0)]
     if any(p is None for p in lips):
         return seam, colour, False
-    lip_luma = float(np.mean([float((p * luma_weights).sum(0).mean()) for p in lips]))
+    lip_luma = float(np.mean([float(_luma(p).mean()) for p in lips]))
     teeth = [i for i, p in enumerate(patches) if p is not None and lumas[i] > lip_luma + TEETH_LUMA
              and float(((p.amax(0) - p.amin(0)) / p.amax(0).clamp(min=1e-6)).mean()) < TEETH_SATURATION]
     if not teeth:
