@@ -133,8 +133,38 @@ def scale_offsets(kp_source: torch.Tensor, offsets: torch.Tensor, part_scales: M
     carried = apply_similarity(fit_similarity(kp_source[head], kp[:, head]), source_mouth)
     articulation = kp_source[mouth] + offsets[:, mouth] - carried_raw
     kp = kp.clone()
-    kp[:, mouth] = carried + float(part_scales.get("mouth", 1.0)) * articulation
+    kp[:, mouth] = carried + mouth_articulation(articulation, carried_raw, float(part_scales.get("mouth", 1.0)))
     return kp
+
+
+#: The scale of the lips' *closing* (a lip or the chin moving towards the other lip, past where
+#: the photo has it), whatever the mouth scale: lips stop where they meet, so a closing amplified
+#: like an opening pushes chin and lower lip up into the face. At mouth scale 3 it shortened the
+#: astronaut's nose-to-chin by up to 9% and squashed her smile (docs/demo_weights.md).
+MOUTH_CLOSING_SCALE = 1.0
+
+
+def mouth_articulation(articulation: torch.Tensor, carried: torch.Tensor, scale: float) -> torch.Tensor:
+    """The lips' own motion ``articulation [T, 5, 2]`` (the mouth transform's keypoints: right and
+    left corner, upper lip, lower lip, chin; minus what the head carries) scaled by ``scale``,
+    except each lip point's *closing* component, which takes `MOUTH_CLOSING_SCALE`.
+
+    Closing is measured along the face's down axis in each frame: upper lip -> chin of the photo's
+    mouth keypoints as the head carries them (``carried [T, 5, 2]``). The upper lip closes moving down, the lower lip and the
+    chin moving up; the corners and every opening take ``scale``. Continuous in the motion (the
+    two scales meet at zero), so a lip crossing its photo position does not jump. Scale 1 with
+    a closing scale of 1: ``articulation`` unchanged.
+    """
+    if scale == MOUTH_CLOSING_SCALE:
+        return scale * articulation
+    down = carried[:, 4] - carried[:, 2]                                   # [T, 2] upper lip -> chin
+    down = down / down.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    along = (articulation[:, 2:5] * down[:, None]).sum(-1)                 # [T, 3] downward motion
+    sign = articulation.new_tensor([1.0, -1.0, -1.0])                      # closing: upper lip down, others up
+    closing = torch.clamp(sign * along, min=0.0) * sign                    # [T, 3] signed downward closing
+    out = scale * articulation
+    out[:, 2:5] -= (scale - MOUTH_CLOSING_SCALE) * closing[..., None] * down[:, None]
+    return out
 
 
 def fit_similarity(src: torch.Tensor, dst: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -85,11 +85,25 @@ def _carried(src_head, dst_head, src_mouth):
     return src_mouth @ m[:, :2].T + m[:, 2]
 
 
+def _lips(articulation: np.ndarray, carried: np.ndarray, scale: float) -> np.ndarray:
+    """The lips' own motion [5, 2] scaled point by point: everything by ``scale`` except a lip
+    point's closing along the face's down axis (upper lip -> chin of the carried photo mouth)."""
+    from difftted.pipeline.keypoint_source import MOUTH_CLOSING_SCALE
+
+    down = (carried[4] - carried[2]) / np.linalg.norm(carried[4] - carried[2])
+    out = scale * articulation
+    for k in (2, 3, 4):  # upper lip, lower lip, chin
+        along = float(articulation[k] @ down)
+        if (k == 2 and along > 0) or (k > 2 and along < 0):
+            out[k] = out[k] - (scale - MOUTH_CLOSING_SCALE) * along * down
+    return out
+
+
 def test_part_scales_scale_each_parts_motion_alone(body_pipeline) -> None:
     """Head and arms: their offsets times their scale, nothing else moves. The mouth rides on the
     (scaled) head: the head's least-squares similarity carries the photo's mouth keypoints, and
     the mouth's scale multiplies only the lips' own motion on top (so a mouth scaled apart from
-    the head never drifts off the face)."""
+    the head never drifts off the face), all of it but the lips' closing."""
     base, src = _sample(body_pipeline, None, source=True)
     assert 0.3 + 1.7 * np.abs(base).max() < 3.0  # nothing clamped (body limit 3): offsets compare exactly
     np.testing.assert_allclose(_sample(body_pipeline, {"head": 1, "mouth": 1, "arms": 1}), base, atol=1e-6)
@@ -107,10 +121,42 @@ def test_part_scales_scale_each_parts_motion_alone(body_pipeline) -> None:
                 raw = _carried(src[head5], src[head5] + base[t, head5], src[mouth5])
                 scaled = _carried(src[head5], src[head5] + h * base[t, head5], src[mouth5])
                 articulation = src[mouth5] + base[t, mouth5] - raw
-                np.testing.assert_allclose(src[mouth5] + got[t, mouth5], scaled + m * articulation, atol=1e-5)
+                np.testing.assert_allclose(src[mouth5] + got[t, mouth5], scaled + _lips(articulation, raw, m),
+                                           atol=1e-5)
     head_only = _sample(body_pipeline, {"head": 0.0})
     assert np.abs(head_only[:, MOUTH] - base[:, MOUTH]).max() > 1e-3  # a still head takes the mouth with it
     assert np.abs(base[:, ARMS]).max() > 1e-3  # the test is not vacuous
+
+
+@pytest.mark.parametrize("turn", [0.0, 90.0])
+def test_mouth_scale_amplifies_opening_and_not_closing(turn) -> None:
+    """Known lip motions, face upright and turned 90 degrees: a lower lip or chin moving down
+    (opening) and an upper lip moving up take the mouth scale, the same motions reversed
+    (closing, which at scale 3 pushed the chin into the face) and the corners' sideways motion
+    take the closing scale and the mouth scale."""
+    from difftted.pipeline.keypoint_source import MOUTH_CLOSING_SCALE, mouth_articulation
+
+    c, s = np.cos(np.radians(turn)), np.sin(np.radians(turn))
+    rot = np.array([[c, -s], [s, c]])
+    mouth = np.array([[-0.07, 0.12], [0.07, 0.12], [0.0, 0.08], [0.0, 0.16], [0.0, 0.27]]) @ rot.T
+    down, side = rot @ [0.0, 1.0], rot @ [1.0, 0.0]
+    cases = {  # point -> (motion, the scale it must take)
+        "lower lip opens": (3, 0.01 * down, 3.0), "lower lip closes": (3, -0.01 * down, MOUTH_CLOSING_SCALE),
+        "chin closes": (4, -0.02 * down, MOUTH_CLOSING_SCALE), "upper lip opens": (2, -0.01 * down, 3.0),
+        "upper lip closes": (2, 0.01 * down, MOUTH_CLOSING_SCALE), "corner narrows": (0, 0.01 * side, 3.0),
+        "lower lip slides": (3, 0.01 * side, 3.0),
+    }
+    for name, (point, motion, expected) in cases.items():
+        art = np.zeros((1, 5, 2))
+        art[0, point] = motion
+        got = mouth_articulation(torch.from_numpy(art), torch.from_numpy(mouth[None]), 3.0).numpy()
+        want = np.zeros_like(art)
+        want[0, point] = expected * motion
+        np.testing.assert_allclose(got, want, atol=1e-12, err_msg=name)
+    assert MOUTH_CLOSING_SCALE != 3.0  # the cases tell the two scales apart
+    art = torch.randn(4, 5, 2, dtype=torch.float64)
+    torch.testing.assert_close(mouth_articulation(art, torch.from_numpy(mouth[None]).expand(4, 5, 2),
+                                                  MOUTH_CLOSING_SCALE), MOUTH_CLOSING_SCALE * art)
 
 
 def test_detector_pipeline_refuses_part_scales_naming_them(tiny_pipeline, astronaut_path, speech_path) -> None:
