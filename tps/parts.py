@@ -30,7 +30,9 @@ however the keypoints move. A `PartLayout` fixes that without training:
   pixels it covers beside a hand are sofa or wall; with a foreground mask a part owns only the
   pixels its transform brings from the person (what a hand holds, a phone, a pen, counts as the
   person to a selfie segmentation), so a capsule can be drawn generously enough to carry a held
-  object without dragging a disc of background along (`foreground_at`).
+  object without dragging a disc of background along (`foreground_at`). The foreground may also
+  hold one channel per part: a part then owns only its own channel's pixels (a hand its skin, not
+  the dress around it that a person mask counts as the person too).
 
 At the source's own pose (driving = source keypoints) the parts' transforms, refitted to
 interpolate their keypoints (`PART_REGULARISATION`), are the identity, and the ghost term
@@ -51,7 +53,7 @@ import torch.nn.functional as F
 from tps.transform import TPS, make_coordinate_grid
 
 __all__ = ["Part", "PartLayout", "capsule_masks", "apply_part_masks", "ghost_mask", "fill_holes",
-           "foreground_at", "similarity_frame", "part_visibility", "PART_REGULARISATION"]
+           "foreground_at", "part_foreground", "similarity_frame", "part_visibility", "PART_REGULARISATION"]
 
 #: The parts' TPS are refitted with this regularisation instead of the official 0.01 (which the
 #: network's own transforms keep, as trained): 0.01 on a hand's tight cluster of points leaves
@@ -214,6 +216,17 @@ def foreground_at(foreground: torch.Tensor, points: torch.Tensor) -> torch.Tenso
     return F.grid_sample(fg, points, mode="bilinear", padding_mode="zeros", align_corners=True)[:, 0]
 
 
+def part_foreground(foreground: torch.Tensor, num_parts: int) -> list[torch.Tensor]:
+    """``foreground [1|B, 1|P, Hs, Ws]`` as one ``[1|B, 1, Hs, Ws]`` mask per part: the same mask
+    for every part (one channel), or channel ``p`` for part ``p`` (``P = num_parts`` channels)."""
+    if foreground.dim() != 4 or foreground.shape[1] not in (1, num_parts):
+        raise ValueError(f"foreground must be [1|B, 1 or {num_parts} (one per part), Hs, Ws], "
+                         f"got shape {tuple(foreground.shape)}")
+    if foreground.shape[1] == 1:
+        return [foreground] * num_parts
+    return [foreground[:, p:p + 1] for p in range(num_parts)]
+
+
 def _layered(masks: torch.Tensor) -> torch.Tensor:
     """``[B, P, H, W]`` bottom-to-top masks -> the weight each part keeps under the parts above it."""
     weights = torch.empty_like(masks)
@@ -241,8 +254,9 @@ def apply_part_masks(
     ``[B, K*5, 2]``, kp_source ``[B|1, K*5, 2]``. The parts' layered weights replace the
     network's on their pixels; the network's weight on the parts' own channels moves to the
     background channel. With ``foreground`` (``[1|B, 1, Hs, Ws]`` in [0, 1], the source's person
-    mask) a part's weight at a pixel is scaled by the foreground where its transform samples the
-    source: the background inside a capsule stays with the network. Returns the new maps
+    mask, or ``[1|B, P, Hs, Ws]``, one mask per part in layout order: `part_foreground`) a part's
+    weight at a pixel is scaled by its foreground where its transform samples the source: the
+    background inside a capsule stays with the network. Returns the new maps
     ``[B, K+1, H, W]`` (still summing to 1) and ``deformation [B, H, W, 2]``.
     """
     b, n, h, w = contribution_maps.shape
@@ -270,8 +284,13 @@ def apply_part_masks(
             else TPS.fit(drv, src, regularisation=PART_REGULARISATION).transform_frame(height, width))
     if foreground is not None:
         grids = transformations[:, channels]  # [B, P, H, W, 2]: where each part samples the source
-        fg = foreground_at(foreground, grids.reshape(b * len(channels), height, width, 2))
-        masks = masks * fg.reshape(b, len(channels), height, width)
+        if foreground.shape[1] == 1:
+            fg = foreground_at(foreground, grids.reshape(b * len(channels), height, width, 2))
+            fg = fg.reshape(b, len(channels), height, width)
+        else:
+            fg = torch.stack([foreground_at(one, grids[:, p]) for p, one in
+                              enumerate(part_foreground(foreground, len(channels)))], dim=1)
+        masks = masks * fg
     weights = _layered(masks)
     rest = 1 - weights.sum(dim=1, keepdim=True)
     net = contribution_maps.clone()
@@ -327,7 +346,8 @@ def ghost_mask(
         source = capsule_masks(layout, kp_source.expand(flow.shape[0], -1, -1), unit, flow)
         source = source * active_parts(layout, kp_source)[:, :, None, None]
         if foreground is not None:
-            source = source * foreground_at(foreground, flow)[:, None]
+            source = source * torch.stack([foreground_at(one, flow) for one in
+                                           part_foreground(foreground, len(layout.parts))], dim=1)
         ghost = (source[:, occluding].amax(dim=1) - driving.sum(dim=1)).clamp(0.0, 1.0)
     outside = ((flow.abs() > 1).any(dim=-1)).to(flow.dtype)
     ghost = torch.maximum(ghost, outside * taken)
@@ -343,15 +363,20 @@ def part_visibility(layout: PartLayout, maps: torch.Tensor) -> torch.Tensor:
     return maps[:, channels].sum(dim=1, keepdim=True).clamp(0.0, 1.0)
 
 
-def fill_holes(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+def fill_holes(image: torch.Tensor, hole: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
     """``image [B, C, H, W]`` with ``hole [B, 1, H, W]`` (1 = unknown) filled by push-pull.
 
     Halve the hole-weighted image and its weights until one pixel is left, then go back up, each
     level keeping its own weighted mean where its pixels are known and taking the coarser level's
     colour where they are not: a smooth fill in the colours around the hole (the uncovered torso
-    or background behind a moved arm). Known pixels (hole 0) are returned unchanged.
+    or background behind a moved arm). Known pixels (hole 0) are returned unchanged. ``exclude``
+    (``[B, 1, H, W]`` in [0, 1], optional) marks known pixels the fill must not take its colours
+    from: the moved parts themselves (`part_visibility`), so that what a hand uncovers in a clasp
+    is filled from the dress around it, not from the skin of the hands around the hole.
     """
     known = (1 - hole).clamp(0.0, 1.0)
+    if exclude is not None:
+        known = known * (1 - exclude).clamp(0.0, 1.0)
     levels = [(image * known, known)]
     while max(levels[-1][0].shape[-2:]) > 1:
         x, m = levels[-1]

@@ -99,8 +99,9 @@ class PreparedSource:
             (``[1, be, H, W]``, ``[1, 2be, H/2, W/2]``, ...).
         source_down: ``[1, 3, h, w]``: the anti-aliased source at the motion resolution.
         source_gaussians: ``[1, K*5, h, w]``: the source keypoints' Gaussians.
-        foreground: ``[1, 1, H, W]`` in [0, 1], the person in the source (a segmentation), or
-            None; used only by a renderer with ``parts`` (`tps.parts.apply_part_masks`).
+        foreground: ``[1, 1|P, H, W]`` in [0, 1], the person in the source (a segmentation; or one
+            mask per part, `tps.parts.part_foreground`), or None; used only by a renderer with
+            ``parts`` (`tps.parts.apply_part_masks`).
     """
 
     source: torch.Tensor
@@ -374,6 +375,7 @@ class Renderer:
             foreground: optional ``[1, 1, H', W']`` (or ``[H', W']``) in [0, 1]: where the person is
                 in the source (any size; resized to the source's). With ``parts`` a part then owns
                 only the person's pixels inside its capsule (`tps.parts`); ignored without parts.
+                ``[1, P, H', W']`` (P: the parts' count) gives each part its own mask.
         """
         self.model.check_image("source", source)
         if kp_source is None and self.model.config.keypoint_source == "given":
@@ -398,8 +400,10 @@ class Renderer:
         if foreground is not None:
             foreground = torch.as_tensor(foreground).detach().float().to(self.device)
             foreground = foreground[None, None] if foreground.dim() == 2 else foreground
-            if foreground.dim() != 4 or foreground.shape[:2] != (1, 1):
-                raise ValueError(f"foreground must be [1, 1, H, W] or [H, W], got shape {tuple(foreground.shape)}")
+            parts = len(self.parts.parts) if self.parts is not None else 1
+            if foreground.dim() != 4 or foreground.shape[0] != 1 or foreground.shape[1] not in (1, parts):
+                raise ValueError(f"foreground must be [1, 1, H, W] or [H, W] (or [1, {parts}, H, W], one per part, "
+                                 f"with parts), got shape {tuple(foreground.shape)}")
             if not bool(torch.isfinite(foreground).all()) or foreground.min() < 0 or foreground.max() > 1:
                 raise ValueError("foreground must hold finite values in [0, 1]")
             if foreground.shape[-2:] != source.shape[-2:]:
@@ -532,17 +536,21 @@ class Renderer:
                 for o in occlusion_map
             ]
             motion["ghost"] = ghost
+            motion["parts_visible"] = visible
         return motion
 
     @staticmethod
-    def _fill_ghosts(out: dict, ghost: torch.Tensor) -> dict:
+    def _fill_ghosts(out: dict, ghost: torch.Tensor, parts_visible: torch.Tensor | None = None) -> dict:
         """The decoder's pixels where a moved part uncovered something (``ghost``) replaced by a
         smooth fill from the visible pixels around (`tps.parts.fill_holes`): the decoder was never
-        trained on such holes and paints them in bright blotches."""
+        trained on such holes and paints them in bright blotches. The moved parts' own pixels
+        (``parts_visible``, `tps.parts.part_visibility`) give the fill no colour: a hole between
+        two hands is filled from the clothes around, not from the hands' skin."""
         occlusion = out["occlusion_map"][-1]
         hole = (GHOST_FILL_GAIN * ghost).clamp(max=1.0)  # a ghost's soft edge, too, is no decoder pixel
-        generated = torch.lerp(out["generated"], fill_holes(out["prediction"].float(), hole).to(out["generated"].dtype),
-                               hole.to(out["generated"].dtype))
+        exclude = None if parts_visible is None else _mask_at(parts_visible.float(), tuple(hole.shape[-2:]))
+        generated = torch.lerp(out["generated"], fill_holes(out["prediction"].float(), hole, exclude)
+                               .to(out["generated"].dtype), hole.to(out["generated"].dtype))
         prediction = out["prediction"] + (1 - occlusion) * (generated - out["generated"])
         return {**out, "generated": generated, "prediction": prediction}
 
@@ -587,7 +595,7 @@ class Renderer:
                     with self._context():
                         out = inpainting.decode(source, prepared.encoder_maps, motion)
                         if "ghost" in motion:
-                            out = self._fill_ghosts(out, motion["ghost"])
+                            out = self._fill_ghosts(out, motion["ghost"], motion.get("parts_visible"))
                         for part, value in zip(parts, [out[k] for k in keys] + [out["occlusion_map"][-1],
                                                                                 motion.get("ghost")]):
                             part.append(None if value is None else value.float().contiguous())

@@ -437,13 +437,28 @@ class DiffTEDPipeline:
         `FIND_PERSON`), so that a body part owns only the person's pixels inside its capsule
         (`tps.parts`)."""
         foreground = None
+        kp_source = self.source_keypoints(photo, box)
         if self._part_masks:
             person = person_mask(photo) if person is FIND_PERSON else person
             if person is not None:
-                foreground = torch.from_numpy(np.ascontiguousarray(person[box.y0:box.y0 + box.size,
-                                                                          box.x0:box.x0 + box.size]))
-        return self.frame_renderer.prepare(source.to(self.device), kp_source=self.source_keypoints(photo, box),
-                                           foreground=foreground)
+                foreground = self._part_foregrounds(source, person[box.y0:box.y0 + box.size,
+                                                                   box.x0:box.x0 + box.size], kp_source)
+        return self.frame_renderer.prepare(source.to(self.device), kp_source=kp_source, foreground=foreground)
+
+    def _part_foregrounds(self, source: torch.Tensor, person: np.ndarray, kp_source: torch.Tensor) -> torch.Tensor:
+        """``[1, P, h, w]``: each part's own mask of the crop ``source [1, 3, h, w]``, the person
+        mask of the crop ``person [H', W']`` for every part but the hands, which own only their own
+        colours (`difftted.pipeline.hand_masks`)."""
+        from difftted.motion.body_keypoints import PART_CAPSULES
+        from difftted.pipeline.hand_masks import part_foregrounds
+
+        person = torch.nn.functional.interpolate(torch.from_numpy(np.ascontiguousarray(person, dtype=np.float32))[None, None],
+                                                 size=tuple(source.shape[-2:]), mode="bilinear", align_corners=False)
+        rgb = source[0].detach().float().cpu().permute(1, 2, 0).numpy()
+        hands = [i for i, capsule in enumerate(PART_CAPSULES) if capsule[0].endswith("_hand")]
+        masks = part_foregrounds(rgb, person[0, 0].clamp(0.0, 1.0).numpy(), kp_source[0].detach().double().cpu().numpy(),
+                                 self.frame_renderer.parts, hands)
+        return torch.from_numpy(masks)[None]
 
     def prepare_composition(self, photo: np.ndarray, box: CropBox, prepared: PreparedSource,
                             composition: Composition, crop_only: bool, still_background: bool,

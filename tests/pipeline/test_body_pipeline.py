@@ -266,8 +266,9 @@ def test_body_pipeline_renders_with_part_masks_and_can_turn_them_off(body_pipeli
 
 
 def test_part_masks_get_the_person_mask_of_the_crop(body_pipeline, astronaut_path) -> None:
-    """With part masks the prepared source carries the photo's person mask cut to the crop (a
-    part owns only the person's pixels); without, none is computed."""
+    """With part masks the prepared source carries the photo's person mask cut to the crop, one
+    channel per part (a part owns only the person's pixels; a hand only those of its own colours,
+    `difftted.pipeline.hand_masks`); without, none is computed."""
     from difftted.pipeline.person import load_image, person_mask
 
     photo = load_image(astronaut_path)
@@ -275,9 +276,16 @@ def test_part_masks_get_the_person_mask_of_the_crop(body_pipeline, astronaut_pat
     prepared = body_pipeline.prepare_source(photo, box, crop)
     expected = torch.from_numpy(person_mask(photo)[box.y0:box.y0 + box.size, box.x0:box.x0 + box.size])
     resized = torch.nn.functional.interpolate(expected[None, None], size=crop.shape[-2:], mode="bilinear")
-    assert prepared.foreground.shape == (1, 1, *crop.shape[-2:])
-    torch.testing.assert_close(prepared.foreground, resized)
-    assert 0.2 < float(prepared.foreground.mean()) < 0.9  # a person, and some background
+    from difftted.motion.body_keypoints import PART_CAPSULES
+
+    hands = [i for i, capsule in enumerate(PART_CAPSULES) if capsule[0].endswith("_hand")]
+    assert prepared.foreground.shape == (1, len(PART_CAPSULES), *crop.shape[-2:]) and len(hands) == 2
+    for p in range(len(PART_CAPSULES)):
+        if p in hands:
+            assert bool((prepared.foreground[0, p] <= resized[0, 0] + 1e-6).all())
+        else:
+            torch.testing.assert_close(prepared.foreground[:, p:p + 1], resized)
+    assert 0.2 < float(resized.mean()) < 0.9  # a person, and some background
     try:
         body_pipeline.part_masks = False
         assert body_pipeline.prepare_source(photo, box, crop).foreground is None

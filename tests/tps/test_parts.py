@@ -126,6 +126,31 @@ def test_a_capsule_pixel_the_part_did_not_take_can_be_a_ghost() -> None:
     assert at(taken, x, y) > 0.9 and at(capsules, x, y) == 0.0
 
 
+def test_each_part_may_have_its_own_foreground() -> None:
+    """``[1, P, H, W]``: part p owns only channel p's pixels. The same mask in every channel is
+    the one-channel foreground exactly; a part given an empty channel takes nothing and the
+    other parts keep what they took; a channel count that is neither 1 nor P is named."""
+    layout = PartLayout((Part(0, ((2, 3, 0.0, 1.0),), radius=0.15), Part(1, ((5, 6, 0.0, 1.0),), radius=0.15)),
+                        unit=(0, 1), feather=0.5)
+    source, driving = keypoints(), keypoints((0.25, -0.1))
+    net = torch.zeros(1, 3, 16, 16)
+    net[:, 0] = 1.0
+    grids = transformations(driving, source, 64)
+    person = (make_coordinate_grid(64, 64)[None, None, ..., 0] > -0.6).float()
+    one_maps, one_flow = apply_part_masks(layout, net, grids, driving, source, person)
+    two_maps, two_flow = apply_part_masks(layout, net, grids, driving, source, person.repeat(1, 2, 1, 1))
+    torch.testing.assert_close(two_maps, one_maps)
+    torch.testing.assert_close(ghost_mask(layout, two_flow, driving, source, (64, 64), person.repeat(1, 2, 1, 1)),
+                               ghost_mask(layout, one_flow, driving, source, (64, 64), person))
+    own = torch.cat([torch.zeros_like(person), person], dim=1)  # the torso part owns nothing
+    own_maps, _ = apply_part_masks(layout, net, grids, driving, source, own)
+    assert one_maps[:, 1].max() > 0.9 and own_maps[:, 1].max() == 0.0
+    torch.testing.assert_close(own_maps[:, 2], one_maps[:, 2])  # the hand, on top, is unchanged
+    torch.testing.assert_close(own_maps.sum(1), torch.ones(1, 64, 64))
+    with pytest.raises(ValueError, match=r"foreground must be .*one per part"):
+        apply_part_masks(layout, net, grids, driving, source, person.repeat(1, 3, 1, 1))
+
+
 def test_renderer_prepare_checks_and_resizes_the_foreground(model: TPSMotionModel) -> None:
     source = torch.rand(1, 3, 64, 64)
     kp = model.detect(source).detach()
@@ -133,6 +158,9 @@ def test_renderer_prepare_checks_and_resizes_the_foreground(model: TPSMotionMode
     prepared = renderer.prepare(source, kp, foreground=torch.ones(32, 32))
     assert prepared.foreground.shape == (1, 1, 64, 64)
     assert renderer.prepare(source, kp).foreground is None
+    assert renderer.prepare(source, kp, foreground=torch.ones(1, 1, 32, 32)).foreground.shape == (1, 1, 64, 64)
+    with pytest.raises(ValueError, match=r"\[1, 1, H, W\]"):  # one part: one channel or one per part (also 1)
+        renderer.prepare(source, kp, foreground=torch.ones(1, 2, 8, 8))
     for bad, message in ((torch.ones(2, 1, 8, 8), "foreground must be"), (torch.full((8, 8), 2.0), r"\[0, 1\]")):
         with pytest.raises(ValueError, match=message):
             renderer.prepare(source, kp, foreground=bad)
@@ -238,6 +266,24 @@ def test_holes_are_filled_from_their_surroundings() -> None:
     torch.testing.assert_close(filled[hole.expand_as(filled) == 0], image[hole.expand_as(image) == 0])
     centre = filled[0, :, 15, 11]
     assert centre[0] > 0.8 and centre[2] < 0.05  # red like around it, no blue left
+
+
+def test_a_hole_between_two_hands_is_filled_from_the_dress_not_the_hands() -> None:
+    """Excluded pixels (the moved parts) give the fill no colour: a hole with skin on two sides
+    and dress above and below is filled skin-and-dress without, dress with the exclusion."""
+    skin, dress = torch.tensor([0.9, 0.6, 0.5]), torch.tensor([0.1, 0.2, 0.8])
+    image = dress[None, :, None, None].repeat(1, 1, 32, 32)
+    hands = torch.zeros(1, 1, 32, 32)
+    hands[:, :, 12:20, 4:12] = 1.0
+    hands[:, :, 12:20, 20:28] = 1.0
+    image = torch.lerp(image, skin[None, :, None, None].expand_as(image), hands)
+    hole = torch.zeros(1, 1, 32, 32)
+    hole[:, :, 12:20, 12:20] = 1.0
+    centre = lambda x: x[0, :, 15, 15]  # noqa: E731
+    assert (centre(fill_holes(image, hole)) - dress).abs().max() > 0.15  # skin mixed in
+    torch.testing.assert_close(centre(fill_holes(image, hole, exclude=hands)), dress, atol=0.02, rtol=0)
+    kept = hole == 0  # the hands too: excluded from the fill, not changed by it
+    torch.testing.assert_close(fill_holes(image, hole, hands)[kept.expand_as(image)], image[kept.expand_as(image)])
 
 
 def test_layers_later_parts_cover_earlier_ones() -> None:

@@ -1,0 +1,164 @@
+"""Which of the photo's pixels a hand's part owns: the hand (and what it holds), not the clothes
+under and around it.
+
+A part's capsule (`difftted.motion.body_keypoints.PART_CAPSULES`) is drawn generously around a
+hand so that it carries a held phone, and the person mask keeps the sofa out of it, but a person
+mask counts the dress the hand rests on as the person too. Raised, a hand held against the body
+carried a disc of the dress with it, outline and all (the TED speaker of docs/demo_weights.md).
+With clasped hands each capsule also covers the other hand's fingers, and the hand on top took
+them along: a copy of fingers followed one hand while the other kept its own.
+
+`part_foregrounds` gives each part its own mask of the source (`tps.parts.part_foreground`):
+
+* the arms and the mouth keep the person mask;
+* a hand keeps the person pixels whose colour is nearer the hand's own colours than the colours
+  it lies on. The hand's colours are sampled along its own bones (within `CORE` of its capsule's
+  radius), the colours it lies on in a ring around it (`RING` radii, person pixels, none inside
+  another part's capsule: a raised hand's own forearm is skin too), each summarised by a few k-means centres in CIELAB. A hand colour that is
+  also a ring colour (the dress showing between the fingers) is dropped from the hand's;
+* where both hands' capsules overlap, a pixel goes to the hand whose bones are nearer (in
+  radii), softly: the fingers of a hand that leaves the clasp leave with it, and where they
+  were the renderer fills the hole (`tps.parts.ghost_mask`) instead of showing them twice.
+
+Where the colours cannot tell (too few samples, or every hand colour is also a ring colour: a
+skin-coloured sweater) a hand keeps the plain person mask, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: The hand's own colours: person pixels within this fraction of its capsule's radius from its bones.
+CORE = 0.5
+#: The colours the hand lies on: person pixels between these multiples of the capsule's radius.
+RING = (1.3, 2.2)
+#: k-means centres per colour set.
+CENTRES = 3
+#: A hand centre nearer than this (CIELAB, L in 0-100) to a ring centre is the ring showing through.
+DISTINCT = 12.0
+#: Width of the soft decision between a hand colour and a ring colour (CIELAB units).
+SOFTNESS = 4.0
+#: Pixels this near the hand's bones (in radii; the capsule's axes up to the landmarks, not the
+#: reach past the fingertips) are the hand's whatever their colour (a dark phone in the fingers
+#: may be the colour of the shirt's shadows); full weight at this distance, none `KEEP_EDGE`
+#: radii further.
+KEEP = 0.35
+KEEP_EDGE = 0.2
+#: Holes in a hand's mask narrower than this (pixels of the renderer's source) are closed: a
+#: phone's highlights or the shadows between fingers classified as clothes tore it.
+CLOSE_PIXELS = 5
+#: Width of the soft decision between two overlapping hands, in radii.
+SHARE_SOFTNESS = 0.15
+#: Fewer samples than this in the core or the ring: the hand keeps the person mask.
+MIN_SAMPLES = 24
+#: At most this many samples per colour set go to k-means (an even stride over them).
+MAX_SAMPLES = 4000
+
+
+def segment_distance(points: np.ndarray, segments: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Distance of ``points [..., 2]`` to the nearest of ``segments`` (pairs of ``[2]`` ends)."""
+    best = np.full(points.shape[:-1], np.inf)
+    for a, b in segments:
+        axis = b - a
+        rel = points - a
+        t = np.clip((rel @ axis) / max(float(axis @ axis), 1e-12), 0.0, 1.0)
+        best = np.minimum(best, np.linalg.norm(rel - t[..., None] * axis, axis=-1))
+    return best
+
+
+def kmeans(samples: np.ndarray, k: int, iterations: int = 12) -> np.ndarray:
+    """Deterministic k-means of ``samples [N, C]`` -> ``[min(k, N), C]`` centres, started at
+    evenly spaced order statistics of the first channel (lightness)."""
+    order = np.argsort(samples[:, 0], kind="stable")
+    k = min(k, len(samples))
+    centres = samples[order[((np.arange(k) + 0.5) * len(samples) / k).astype(int)]].astype(np.float64)
+    for _ in range(iterations):
+        label = np.argmin(((samples[:, None] - centres[None]) ** 2).sum(-1), axis=1)
+        for c in range(k):
+            if np.any(label == c):
+                centres[c] = samples[label == c].mean(0)
+    return centres
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32), cv2.COLOR_RGB2Lab).astype(np.float64)
+
+
+def _nearest(lab: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    return np.sqrt(((lab[..., None, :] - centres) ** 2).sum(-1)).min(-1)
+
+
+def _close(mask: np.ndarray) -> np.ndarray:
+    """Grey-level morphological closing (dilate, then erode) with a disc `CLOSE_PIXELS` wide."""
+    import cv2
+
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (CLOSE_PIXELS, CLOSE_PIXELS))
+    return cv2.morphologyEx(mask.astype(np.float32), cv2.MORPH_CLOSE, disc).astype(np.float64)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def part_foregrounds(source: np.ndarray, person: np.ndarray, kp_source: np.ndarray, layout,
+                     hands: Sequence[int]) -> np.ndarray:
+    """One foreground per part of ``layout`` (a `tps.PartLayout`), ``float32 [P, H, W]`` in [0, 1].
+
+    source: ``[H, W, 3]`` RGB in [0, 1] (the crop as the renderer sees it); person: ``[H, W]`` in
+    [0, 1] (the person mask of that crop); kp_source: ``[N, 2]`` (x, y) in [-1, 1], the crop's
+    keypoints; hands: indices into ``layout.parts`` of the hands. Every part but a hand gets
+    ``person``; a hand gets ``person`` times its colour ownership and, where it overlaps another
+    hand, its share (module doc).
+    """
+    source = np.asarray(source, dtype=np.float64)
+    person = np.asarray(person, dtype=np.float64)
+    kp = np.asarray(kp_source, dtype=np.float64)
+    h, w = person.shape
+    if source.shape != (h, w, 3):
+        raise ValueError(f"source must be [H, W, 3] like person {person.shape}, got {source.shape}")
+    out = np.repeat(person[None].astype(np.float32), len(layout.parts), axis=0)
+    if not hands:
+        return out
+    ys, xs = np.linspace(-1.0, 1.0, h), np.linspace(-1.0, 1.0, w)
+    grid = np.stack(np.meshgrid(xs, ys), axis=-1)  # [H, W, 2] (x, y), as tps.transform.make_coordinate_grid
+    unit = max(float(np.linalg.norm(kp[layout.unit[0]] - kp[layout.unit[1]])), 1e-3)
+    reach, bones = [], []  # per part, in its capsule's radii: distance from its capsule's axes, from its bones
+    for part in layout.parts:
+        segments = [(kp[i] + t0 * (kp[j] - kp[i]), kp[i] + t1 * (kp[j] - kp[i])) for i, j, t0, t1 in part.segments]
+        reach.append(segment_distance(grid, segments) / (part.radius * unit))
+        segments = [(kp[i] + t0 * (kp[j] - kp[i]), kp[i] + min(t1, 1.0) * (kp[j] - kp[i]))
+                    for i, j, t0, t1 in part.segments]
+        bones.append(segment_distance(grid, segments) / (part.radius * unit))
+    lab = _lab(source)
+    solid = person > 0.5
+    for p in hands:
+        others = [q for q in hands if q != p]
+        core = solid & (reach[p] < CORE)
+        ring = solid & (reach[p] > RING[0]) & (reach[p] < RING[1])
+        for q in range(len(layout.parts)):
+            if q != p:
+                ring &= reach[q] > (RING[0] if q in hands else 1.0)
+        own = np.ones((h, w))
+        if core.sum() >= MIN_SAMPLES and ring.sum() >= MIN_SAMPLES:
+            stride = lambda m: lab[m][:: max(1, int(m.sum()) // MAX_SAMPLES)]  # noqa: E731
+            ring_centres = kmeans(stride(ring), CENTRES)
+            hand_centres = kmeans(stride(core), CENTRES)
+            hand_centres = hand_centres[_nearest(hand_centres, ring_centres) > DISTINCT]
+            if len(hand_centres):
+                own = _sigmoid((_nearest(lab, ring_centres) - _nearest(lab, hand_centres)) / SOFTNESS)
+                own = _close(np.maximum(own, np.clip((KEEP + KEEP_EDGE - bones[p]) / KEEP_EDGE, 0.0, 1.0)))
+            else:
+                logger.debug("hand part %d: every hand colour is also a colour around it; person mask kept", p)
+        else:
+            logger.debug("hand part %d: too few pixels to sample colours; person mask kept", p)
+        for q in others:
+            own = own * _sigmoid((reach[q] - reach[p]) / SHARE_SOFTNESS)
+        out[p] = (person * own).astype(np.float32)
+    return out
