@@ -96,3 +96,38 @@ def test_what_the_fingers_hold_stays_with_the_hand_even_in_the_clothes_colour() 
     fg = part_foregrounds(image, person, KP, LAYOUT, HANDS)
     assert fg[1][pixel(-0.125, 0.0)] > 0.9  # the phone, on the bones
     assert fg[1][pixel(-0.2, 0.22)] < 0.05  # the dress beside the hand is still not the hand's
+
+
+@pytest.mark.parametrize(("clip", "clothes"), [
+    ("ted_silent/lia_ted_driving3.mp4", "blue"),  # clasped hands on a blue dress
+    ("talking_more/upper_body/ub09_skyreelsA1_drv5_couch_youtuber.mp4", "red"),  # a phone before a red shirt
+])
+def test_on_real_photos_the_hands_leave_the_clothes_and_keep_themselves(shared_data, repo_root, clip, clothes) -> None:
+    """The first frames of two held-out clips through weights/v2's pipeline: inside the hands'
+    capsules the person mask holds hundreds of pixels of the clothes (the dress's blue, b* < -20;
+    the shirt's red, a* > 35), the hands' own masks a fifth of that at most (measured: 1% of the
+    dress, 14% of the shirt, most of it on the bones of the hand resting on it); they keep a third
+    or more of the capsule's person pixels (the hand, the phone)."""
+    import cv2
+
+    from difftted.motion.body_keypoints import PART_CAPSULES
+    from difftted.pipeline import DiffTEDPipeline
+    from tps.parts import capsule_masks
+    from tps.transform import make_coordinate_grid
+    from tps.video import iter_frames
+
+    pipe = DiffTEDPipeline.from_pretrained(repo_root / "weights" / "v2")
+    photo = np.asarray(next(iter(iter_frames(shared_data / clip))))
+    box, source = pipe.crop_person(photo)
+    prepared = pipe.prepare_source(photo, box, source)
+    fg = prepared.foreground[0].numpy()
+    layout, kp = pipe.frame_renderer.parts, prepared.kp_source
+    capsules = capsule_masks(layout, kp, layout.unit_length(kp), make_coordinate_grid(*fg.shape[1:])[None])[0].numpy()
+    lab = cv2.cvtColor(source[0].permute(1, 2, 0).numpy().astype(np.float32), cv2.COLOR_RGB2Lab)
+    cloth = lab[..., 2] < -20 if clothes == "blue" else lab[..., 1] > 35
+    hands = [i for i, capsule in enumerate(PART_CAPSULES) if capsule[0].endswith("_hand")]
+    person = (fg[0] * capsules[hands]).sum(0)  # fg[0]: the mouth's channel, the plain person mask
+    own = (fg[hands] * capsules[hands]).sum(0)
+    assert person[cloth].sum() > 300
+    assert own[cloth].sum() < 0.2 * person[cloth].sum()
+    assert own.sum() > 0.33 * person.sum()
