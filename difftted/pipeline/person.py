@@ -363,5 +363,5 @@ def person_mask(photo: np.ndarray) -> np.ndarray | None:
         logger.warning("person segmentation found no one: the whole crop may move (no still background)")
         return None
     if mask.shape != (h, w):
-        mask = np.asarray(Image.fromarray(mask, mode="F").resize((w, h), Image.Resampling.BILINEAR))
+        mask = np.asarray(Image.fromarray(np.ascontiguousarray(mask, dtype=np.float32)).resize((w, h), Image.Resampling.BILINEAR))
     return np.ascontiguousarray(mask, dtype=np.float32)
