@@ -49,6 +49,9 @@ SOFTNESS = 4.0
 #: radii further.
 KEEP = 0.35
 KEEP_EDGE = 0.2
+#: Pieces of a hand's colour narrower than this (pixels of the renderer's source) are cut off
+#: before only those touching the hand's bones are kept (`_attached`).
+OPEN_PIXELS = 3
 #: Holes in a hand's mask narrower than this (pixels of the renderer's source) are closed: a
 #: phone's highlights or the shadows between fingers classified as clothes tore it.
 CLOSE_PIXELS = 5
@@ -93,6 +96,19 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
 
 def _nearest(lab: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return np.sqrt(((lab[..., None, :] - centres) ** 2).sum(-1)).min(-1)
+
+
+def _attached(own: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``bool [H, W]``: the pieces of ``own > 0.5``, opened by `OPEN_PIXELS` (thin links cut), that
+    touch the hand's bones (``keep > 0``). On striped or patterned clothes single pixels and
+    stripe edges pass the colour test; on their own they moved with the hand as confetti."""
+    import cv2
+
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (OPEN_PIXELS, OPEN_PIXELS))
+    pieces = cv2.morphologyEx((own > 0.5).astype(np.uint8), cv2.MORPH_OPEN, disc) | (keep > 0).astype(np.uint8)
+    count, labels = cv2.connectedComponents(pieces, connectivity=8)
+    touching = np.unique(labels[keep > 0])
+    return np.isin(labels, touching[touching > 0]) & (count > 1)
 
 
 def _close(mask: np.ndarray) -> np.ndarray:
@@ -153,7 +169,8 @@ def part_foregrounds(source: np.ndarray, person: np.ndarray, kp_source: np.ndarr
             hand_centres = hand_centres[_nearest(hand_centres, ring_centres) > DISTINCT]
             if len(hand_centres):
                 own = _sigmoid((_nearest(lab, ring_centres) - _nearest(lab, hand_centres)) / SOFTNESS)
-                own = _close(np.maximum(own, np.clip((KEEP + KEEP_EDGE - bones[p]) / KEEP_EDGE, 0.0, 1.0)))
+                keep = np.clip((KEEP + KEEP_EDGE - bones[p]) / KEEP_EDGE, 0.0, 1.0)
+                own = _close(np.maximum(own * _attached(own, keep), keep))
             else:
                 logger.debug("hand part %d: every hand colour is also a colour around it; person mask kept", p)
         else:
