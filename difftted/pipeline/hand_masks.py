@@ -15,7 +15,12 @@ them along: a copy of fingers followed one hand while the other kept its own.
   it lies on. The hand's colours are sampled along its own bones (within `CORE` of its capsule's
   radius), the colours it lies on in a ring around it (`RING` radii, person pixels, none inside
   another part's capsule: a raised hand's own forearm is skin too), each summarised by a few k-means centres in CIELAB. A hand colour that is
-  also a ring colour (the dress showing between the fingers) is dropped from the hand's;
+  also a ring colour (the dress showing between the fingers) is dropped from the hand's. The
+  pixels on the hand's bones (`KEEP`) stay the hand's whatever their colour (a black phone in the
+  fingers is the colour of a red shirt's shadows: by colour alone it tore), only the pieces of
+  hand colour that touch the bones count (`OPEN_PIXELS`: stripe edges of a patterned shirt passed
+  the test on their own and moved with the hand as confetti), and small holes are closed
+  (`CLOSE_PIXELS`);
 * where both hands' capsules overlap, a pixel goes to the hand whose bones are nearer (in
   radii), softly: the fingers of a hand that leaves the clasp leave with it, and where they
   were the renderer fills the hole (`tps.parts.ghost_mask`) instead of showing them twice.
@@ -28,8 +33,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tps.parts import PartLayout
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +132,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def part_foregrounds(source: np.ndarray, person: np.ndarray, kp_source: np.ndarray, layout,
+def part_foregrounds(source: np.ndarray, person: np.ndarray, kp_source: np.ndarray, layout: PartLayout,
                      hands: Sequence[int]) -> np.ndarray:
     """One foreground per part of ``layout`` (a `tps.PartLayout`), ``float32 [P, H, W]`` in [0, 1].
 
