@@ -5,7 +5,10 @@ Any method's output can be judged, ours or another's: nothing here reads a model
 mediapipe (`difftted.judge_landmarks`) finds body landmarks and the face mesh on every frame;
 the numbers (`difftted.judge_measures`) are, per video:
 
-- wrist / elbow / head **speed** in shoulder-widths per second (median over frames);
+- wrist / elbow / head **speed** in shoulder-widths per second (median over frames; the head's
+  from the pose's nose, and beside it, with no bar, from the centroid of the face mesh's rigid
+  points, `judge_measures.RIGID_FACE`: the pose reads the head off the whole body, and its nose
+  moved by 10% when only a video's hands changed);
 - **body BC** (Beat Consistency, `difftted.metrics`) of nose + elbows + wrists against the audio's
   onsets, with its **chance** level (onsets shifted circularly by 1-3 s, seeded, averaged);
 - **mouth opening** (face mesh ``|p13 - p14| / |p10 - p152|``): std, and best-lag (+-4 frames)
@@ -76,7 +79,8 @@ class VideoJudgement:
     shoulder_width: float = math.nan  # pixels, median over frames
     wrist_speed: float = math.nan  # shoulder-widths per second
     elbow_speed: float = math.nan
-    head_speed: float = math.nan
+    head_speed: float = math.nan  # the pose's nose
+    head_speed_face: float = math.nan  # the centroid of the face mesh's rigid points (no bar; steadier)
     beat_consistency: float = math.nan
     beat_consistency_chance: float = math.nan
     mouth_std: float = math.nan
@@ -174,6 +178,7 @@ class _Tracks:
         self.mouth: list[float] = []
         self.face_ssim: list[float] = []
         self.face_ssim_aligned: list[float] = []
+        self.face_centre: list[np.ndarray] = []
         self.sharpness: list[float] = []
         self.background: list[float] = []
 
@@ -182,6 +187,8 @@ class _Tracks:
         self.pose.append(found.pose if found.pose is not None else nan33)
         self.visibility.append(found.pose_visibility if found.pose is not None else np.zeros(33))
         self.mouth.append(found.mouth_opening())
+        self.face_centre.append(np.full(2, np.nan) if found.face is None
+                                else np.asarray(found.face, dtype=np.float64)[list(jm.RIGID_FACE)].mean(axis=0))
         gray = jm.gray(frame)
         self.face_ssim.append(math.nan)
         if ref.face_box is not None:
@@ -306,6 +313,11 @@ def _summarise(j: VideoJudgement, tracks: _Tracks, sound, window: float, shifts:
         setattr(j, f"{group}_speed", speed)
         if not math.isfinite(speed) and j.shoulder_width > 0:
             j.note(f"{group} landmarks visible in only {seen:.0%} of the frames: {group} speed is NaN")
+    centre = np.stack(tracks.face_centre)[:, None]  # [T, 1, 2]
+    seen = np.isfinite(centre).all(axis=-1)
+    if seen.any():
+        j.head_speed_face, _ = jm.group_speed(jm.fill_and_smooth(np.nan_to_num(centre), seen, j.fps), seen, j.fps,
+                                              j.shoulder_width)
     mouth = np.asarray(tracks.mouth)
     if np.isfinite(mouth).sum() >= 3:
         j.mouth_std = float(np.nanstd(mouth))
@@ -355,6 +367,7 @@ TABLE_ROWS = [
     ("wrist speed (SW/s)", lambda j: _num(j.wrist_speed)),
     ("elbow speed (SW/s)", lambda j: _num(j.elbow_speed)),
     ("head speed (SW/s)", lambda j: _num(j.head_speed)),
+    ("head speed, face mesh (SW/s)", lambda j: _num(j.head_speed_face)),
     ("body BC (chance)", lambda j: f"{_num(j.beat_consistency)} ({_num(j.beat_consistency_chance)})"),
     ("mouth opening std", lambda j: _num(j.mouth_std, 4)),
     ("lip-loudness r (chance)", lambda j: f"{_num(j.lip_corr)} ({_num(j.lip_corr_chance)})"),

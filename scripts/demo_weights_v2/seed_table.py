@@ -22,6 +22,7 @@ from pathlib import Path
 ROWS = (
     ("wrist speed (SW/s)", "wrist_speed", None, 0.05),
     ("head speed (SW/s)", "head_speed", None, 0.05),
+    ("head speed, face mesh (no bar)", "head_speed_face", None, None),
     ("body BC (chance)", "beat_consistency", "beat_consistency_chance", "chance+0"),
     ("mouth opening std", "mouth_std", None, 0.012),
     ("lip-loudness r (chance)", "lip_corr", "lip_corr_chance", "chance+0.10"),

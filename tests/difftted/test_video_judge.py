@@ -112,6 +112,7 @@ def test_real_clip_lips_follow_its_own_speech(oliver):
     assert j.audio == "own track" and j.photo == "first frame" and j.frames == 120
     assert j.lip_corr > j.lip_corr_chance + 0.05, (j.lip_corr, j.lip_corr_chance)
     assert j.wrist_speed > 0.02 and j.head_speed > 0.02 and j.shoulder_width > 50
+    assert 0.5 < j.head_speed_face / j.head_speed < 2.0  # the same head, read off the face mesh
     assert j.mouth_std > 0.005
     assert j.first_frame_ssim == pytest.approx(1.0) and j.sharpness_first == pytest.approx(1.0)
     assert 0.0 <= j.beat_consistency_chance <= 1.0 and 0.0 <= j.beat_consistency <= 1.0
@@ -142,7 +143,7 @@ def test_still_video_has_no_motion_and_matches_its_photo(still):
     video, photo = still
     j = judge_video(video, photo=photo, progress=False)
     assert j.frames == STILL_FPS * STILL_SECONDS and not j.photo_resized and j.audio == "own track"
-    for speed in (j.wrist_speed, j.elbow_speed, j.head_speed):
+    for speed in (j.wrist_speed, j.elbow_speed, j.head_speed, j.head_speed_face):
         assert 0.0 <= speed < 0.01  # real speakers: 0.1-0.16; only encoding noise moves here
     assert j.first_frame_ssim > 0.95 and j.face_ssim > 0.95 and j.face_ssim_aligned > 0.9
     assert j.background_change < 2.0
@@ -236,6 +237,7 @@ def test_aligned_face_ssim_forgives_motion_and_not_blur(moved_and_blurred, astro
     moved, blurred = (judge_video(v, photo=astronaut_path, progress=False) for v in moved_and_blurred)
     assert moved.face_ssim < 0.6 and moved.face_ssim_aligned > 0.8, (moved.face_ssim, moved.face_ssim_aligned)
     assert blurred.face_ssim > moved.face_ssim + 0.2
+    assert moved.head_speed_face > 5 * blurred.head_speed_face  # the face mesh sees the head move
     assert blurred.face_ssim_aligned < moved.face_ssim_aligned - 0.05, (blurred.face_ssim_aligned,
                                                                        moved.face_ssim_aligned)
 
