@@ -33,6 +33,9 @@ however the keypoints move. A `PartLayout` fixes that without training:
   object without dragging a disc of background along (`foreground_at`). The foreground may also
   hold one channel per part: a part then owns only its own channel's pixels (a hand its skin, not
   the dress around it that a person mask counts as the person too).
+* **extent** (optional, one channel per part): source pixels a part owns past its capsule (the
+  top of a phone held upright above the hand): the part's mask is the larger of its capsule and
+  its extent carried by its transform, and the extent's old place is a ghost too (`part_extent`).
 
 At the source's own pose (driving = source keypoints) the parts' transforms, refitted to
 interpolate their keypoints (`PART_REGULARISATION`), are the identity, and the ghost term
@@ -53,7 +56,8 @@ import torch.nn.functional as F
 from tps.transform import TPS, make_coordinate_grid
 
 __all__ = ["Part", "PartLayout", "capsule_masks", "apply_part_masks", "ghost_mask", "fill_holes",
-           "foreground_at", "part_foreground", "similarity_frame", "part_visibility", "PART_REGULARISATION"]
+           "foreground_at", "part_foreground", "part_extent", "similarity_frame", "part_visibility",
+           "PART_REGULARISATION"]
 
 #: The parts' TPS are refitted with this regularisation instead of the official 0.01 (which the
 #: network's own transforms keep, as trained): 0.01 on a hand's tight cluster of points leaves
@@ -227,6 +231,16 @@ def part_foreground(foreground: torch.Tensor, num_parts: int) -> list[torch.Tens
     return [foreground[:, p:p + 1] for p in range(num_parts)]
 
 
+def part_extent(extent: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
+    """``extent [1|B, P, Hs, Ws]`` (in [0, 1]: the source pixels each part owns beyond its
+    capsule) read by each part at ``grids [B, P, H, W, 2]`` (where it samples the source, (x, y)
+    in [-1, 1]; bilinear, 0 outside the image): ``[B, P, H, W]``."""
+    if extent.dim() != 4 or extent.shape[1] != grids.shape[1]:
+        raise ValueError(f"extent must be [1|B, {grids.shape[1]} (one per part), Hs, Ws], "
+                         f"got shape {tuple(extent.shape)}")
+    return torch.stack([foreground_at(extent[:, p:p + 1], grids[:, p]) for p in range(grids.shape[1])], dim=1)
+
+
 def _layered(masks: torch.Tensor) -> torch.Tensor:
     """``[B, P, H, W]`` bottom-to-top masks -> the weight each part keeps under the parts above it."""
     weights = torch.empty_like(masks)
@@ -244,6 +258,7 @@ def apply_part_masks(
     kp_driving: torch.Tensor,
     kp_source: torch.Tensor,
     foreground: torch.Tensor | None = None,
+    extent: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The network's contribution maps with the parts drawn in; returns ``(maps, deformation)``.
 
@@ -256,8 +271,12 @@ def apply_part_masks(
     background channel. With ``foreground`` (``[1|B, 1, Hs, Ws]`` in [0, 1], the source's person
     mask, or ``[1|B, P, Hs, Ws]``, one mask per part in layout order: `part_foreground`) a part's
     weight at a pixel is scaled by its foreground where its transform samples the source: the
-    background inside a capsule stays with the network. Returns the new maps
-    ``[B, K+1, H, W]`` (still summing to 1) and ``deformation [B, H, W, 2]``.
+    background inside a capsule stays with the network. With ``extent`` (``[1|B, P, Hs, Ws]`` in
+    [0, 1], one channel per part) a part also owns the source pixels its channel marks beyond its
+    capsule (a held phone that reaches past the hand's capsule; `part_extent`): its mask is the
+    larger of its driving capsule and its extent where its transform samples the source (still
+    times the foreground). Returns the new maps ``[B, K+1, H, W]`` (still summing to 1) and
+    ``deformation [B, H, W, 2]``.
     """
     b, n, h, w = contribution_maps.shape
     layout.check(n - 1)
@@ -282,8 +301,10 @@ def apply_part_masks(
         transformations[:, [t + 1 for t in chosen]] = (
             similarity_frame(drv, src, height, width) if rigid
             else TPS.fit(drv, src, regularisation=PART_REGULARISATION).transform_frame(height, width))
+    grids = transformations[:, channels]  # [B, P, H, W, 2]: where each part samples the source
+    if extent is not None:
+        masks = torch.maximum(masks, part_extent(extent, grids) * active_parts(layout, kp_source)[:, :, None, None])
     if foreground is not None:
-        grids = transformations[:, channels]  # [B, P, H, W, 2]: where each part samples the source
         if foreground.shape[1] == 1:
             fg = foreground_at(foreground, grids.reshape(b * len(channels), height, width, 2))
             fg = fg.reshape(b, len(channels), height, width)
@@ -310,6 +331,7 @@ def ghost_mask(
     size: tuple[int, int],
     foreground: torch.Tensor | None = None,
     maps: torch.Tensor | None = None,
+    extent: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``[B, 1, H, W]`` in [0, 1]: where the flow shows a part's old pixels or samples off the image.
 
@@ -323,7 +345,8 @@ def ghost_mask(
     is no ghost, it never moved. With ``maps`` (`apply_part_masks`' ``[B, K+1, h, w]``) D_j is the
     weight part j really took (its layered capsule times the foreground), not its capsule: a
     pixel of a driving capsule the part did not take shows what lies under it, possibly its old
-    self.
+    self. With ``extent`` (as in `apply_part_masks`) S_k also covers part k's extent: the old
+    place of a held phone's top is a ghost too.
     """
     height, width = size
     flow = deformation
@@ -344,6 +367,8 @@ def ghost_mask(
     ghost = torch.zeros_like(flow[..., 0])
     if occluding:
         source = capsule_masks(layout, kp_source.expand(flow.shape[0], -1, -1), unit, flow)
+        if extent is not None:
+            source = torch.maximum(source, part_extent(extent, flow[:, None].expand(-1, len(layout.parts), -1, -1, -1)))
         source = source * active_parts(layout, kp_source)[:, :, None, None]
         if foreground is not None:
             source = source * torch.stack([foreground_at(one, flow) for one in

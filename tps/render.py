@@ -102,6 +102,8 @@ class PreparedSource:
         foreground: ``[1, 1|P, H, W]`` in [0, 1], the person in the source (a segmentation; or one
             mask per part, `tps.parts.part_foreground`), or None; used only by a renderer with
             ``parts`` (`tps.parts.apply_part_masks`).
+        extent: ``[1, P, H, W]`` in [0, 1], the source pixels each part owns beyond its capsule
+            (a held object that reaches past a hand's; `tps.parts.part_extent`), or None.
     """
 
     source: torch.Tensor
@@ -110,6 +112,7 @@ class PreparedSource:
     source_down: torch.Tensor
     source_gaussians: torch.Tensor
     foreground: torch.Tensor | None = None
+    extent: torch.Tensor | None = None
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -363,7 +366,7 @@ class Renderer:
             yield
 
     def prepare(self, source: torch.Tensor, kp_source: torch.Tensor | None = None,
-                foreground: torch.Tensor | None = None) -> PreparedSource:
+                foreground: torch.Tensor | None = None, extent: torch.Tensor | None = None) -> PreparedSource:
         """Compute everything that depends on the source alone.
 
         Args:
@@ -376,6 +379,9 @@ class Renderer:
                 in the source (any size; resized to the source's). With ``parts`` a part then owns
                 only the person's pixels inside its capsule (`tps.parts`); ignored without parts.
                 ``[1, P, H', W']`` (P: the parts' count) gives each part its own mask.
+            extent: optional ``[1, P, H', W']`` in [0, 1] (needs ``parts``; resized to the
+                source's size): the source pixels each part owns beyond its capsule, a phone held
+                past a hand's (`tps.parts.apply_part_masks`). Zero everywhere is the same as None.
         """
         self.model.check_image("source", source)
         if kp_source is None and self.model.config.keypoint_source == "given":
@@ -408,7 +414,18 @@ class Renderer:
                 raise ValueError("foreground must hold finite values in [0, 1]")
             if foreground.shape[-2:] != source.shape[-2:]:
                 foreground = F.interpolate(foreground, size=source.shape[-2:], mode="bilinear", align_corners=False)
-        return PreparedSource(source, kp_source, encoder_maps, source_down, source_gaussians, foreground)
+        if extent is not None:
+            extent = torch.as_tensor(extent).detach().float().to(self.device)
+            if self.parts is None:
+                raise ValueError("extent needs a renderer with parts (Renderer(..., parts=PartLayout))")
+            parts = len(self.parts.parts)
+            if extent.dim() != 4 or extent.shape[:2] != (1, parts):
+                raise ValueError(f"extent must be [1, {parts}, H, W] (one per part), got shape {tuple(extent.shape)}")
+            if not bool(torch.isfinite(extent).all()) or extent.min() < 0 or extent.max() > 1:
+                raise ValueError("extent must hold finite values in [0, 1]")
+            if extent.shape[-2:] != source.shape[-2:]:
+                extent = F.interpolate(extent, size=source.shape[-2:], mode="bilinear", align_corners=False)
+        return PreparedSource(source, kp_source, encoder_maps, source_down, source_gaussians, foreground, extent)
 
     def driving_keypoints(
         self,
@@ -512,8 +529,8 @@ class Renderer:
             height, width = prepared.source.shape[-2:]
             fine = dmn.transformations(kp_driving, prepared.kp_source, height, width)
             contribution_maps, deformation = apply_part_masks(
-                self.parts, contribution_maps, fine, kp_driving, prepared.kp_source, prepared.foreground
-            )
+                self.parts, contribution_maps, fine, kp_driving, prepared.kp_source, prepared.foreground,
+                prepared.extent)
         else:
             deformation = (transformations * contribution_maps.unsqueeze(-1)).sum(dim=1)
         occlusion_map = [
@@ -528,7 +545,8 @@ class Renderer:
         if self.parts is not None:
             # every occlusion map times 1 - ghost (at the finest map's size, area-averaged to the coarser)
             ghost = ghost_mask(self.parts, deformation, kp_driving, prepared.kp_source,
-                               tuple(occlusion_map[-1].shape[-2:]), prepared.foreground, contribution_maps)
+                               tuple(occlusion_map[-1].shape[-2:]), prepared.foreground, contribution_maps,
+                               prepared.extent)
             keep = 1 - ghost
             visible = part_visibility(self.parts, contribution_maps)
             motion["occlusion_map"] = [

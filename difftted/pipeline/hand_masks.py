@@ -27,6 +27,16 @@ them along: a copy of fingers followed one hand while the other kept its own.
 
 Where the colours cannot tell (too few samples, or every hand colour is also a ring colour: a
 skin-coloured sweater) a hand keeps the plain person mask, as before.
+
+`part_extents` gives a hand what it holds past its capsule (`tps.parts.part_extent`): a phone
+held upright reaches above the hand's capsule, and its top stayed where it was while the hand
+took the rest away. A hand owns the person pixels out to `EXTENT` radii that its own pixels
+reach along a path of small colour steps (each step's CIELAB difference less `STEP_NOISE`,
+summed, under `EXTENT_BUDGET`: the phone's dark body continues, the sofa or a shirt's edge is a
+jump), started from its mask eroded by `SEED_ERODE_PIXELS` (a mask's edge pixels are half
+clothes). A piece that reaches the limit is dropped: it continues past it, so it is clothes or
+body, not a held object, which ends. `part_masks` gives both, each hand's foreground raised to
+its extent.
 """
 
 from __future__ import annotations
@@ -70,6 +80,20 @@ SHARE_SOFTNESS = 0.15
 MIN_SAMPLES = 24
 #: At most this many samples per colour set go to k-means (an even stride over them).
 MAX_SAMPLES = 4000
+#: A hand's extent (`part_extents`) lies within this many radii of its capsule's axes.
+EXTENT = 1.8
+#: ... and from this many radii on: the capsule's soft edge, where it owns less than all of a
+#: held object the colour test missed, is part of the extent too.
+EXTENT_FROM = 0.9
+#: Pieces of an extent that come within this many radii of `EXTENT` continue past it: dropped.
+EXTENT_RIM = 0.15
+#: The colour steps (CIELAB) along a path from the hand's pixels, each less `STEP_NOISE`, sum to
+#: less than this for a pixel of its extent.
+EXTENT_BUDGET = 12.0
+STEP_NOISE = 3.0
+#: The hand's mask is eroded by a disc this wide (pixels of the renderer's source) before it seeds
+#: the extent: its edge pixels mix the hand's colour and the clothes'.
+SEED_ERODE_PIXELS = 5
 
 
 def segment_distance(points: np.ndarray, segments: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
@@ -128,6 +152,120 @@ def _close(mask: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(mask.astype(np.float32), cv2.MORPH_CLOSE, disc).astype(np.float64)
 
 
+def _distances(kp: np.ndarray, layout: PartLayout, h: int, w: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per part of ``layout``, ``[H, W]`` maps in its capsule's radii: the distance from its
+    capsule's axes (``reach``), and from its bones (the axes up to the landmarks, not the reach
+    past the fingertips) for keypoints ``kp [N, 2]`` (x, y) in [-1, 1]."""
+    ys, xs = np.linspace(-1.0, 1.0, h), np.linspace(-1.0, 1.0, w)
+    grid = np.stack(np.meshgrid(xs, ys), axis=-1)  # [H, W, 2] (x, y), as tps.transform.make_coordinate_grid
+    unit = max(float(np.linalg.norm(kp[layout.unit[0]] - kp[layout.unit[1]])), 1e-3)
+    reach, bones = [], []
+    for part in layout.parts:
+        segments = [(kp[i] + t0 * (kp[j] - kp[i]), kp[i] + t1 * (kp[j] - kp[i])) for i, j, t0, t1 in part.segments]
+        reach.append(segment_distance(grid, segments) / (part.radius * unit))
+        segments = [(kp[i] + t0 * (kp[j] - kp[i]), kp[i] + min(t1, 1.0) * (kp[j] - kp[i]))
+                    for i, j, t0, t1 in part.segments]
+        bones.append(segment_distance(grid, segments) / (part.radius * unit))
+    return reach, bones
+
+
+def colour_paths(lab: np.ndarray, seeds: np.ndarray, allowed: np.ndarray, noise: float = STEP_NOISE) -> np.ndarray:
+    """``[H, W]``: the cheapest path from ``seeds`` (bool ``[H, W]``, cost 0) to each pixel through
+    ``allowed`` ones (bool ``[H, W]``), over 8-neighbour steps costing their colour difference in
+    ``lab [H, W, 3]`` less ``noise`` (not below 0); ``inf`` where no path goes."""
+    cost = np.full(seeds.shape, np.inf)
+    ys, xs = np.nonzero(seeds | allowed)
+    if not len(ys) or not seeds.any():
+        return cost
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    colour, inside = lab[y0:y1, x0:x1], (seeds | allowed)[y0:y1, x0:x1]
+    box = np.where(seeds[y0:y1, x0:x1], 0.0, np.inf)
+    h, w = box.shape
+    steps = []
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy or dx:
+                src = (slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx)))
+                dst = (slice(max(0, dy), h - max(0, -dy)), slice(max(0, dx), w - max(0, -dx)))
+                step = np.maximum(np.linalg.norm(colour[dst] - colour[src], axis=-1) - noise, 0.0)
+                steps.append((src, dst, step))
+    for _ in range(h * w):  # relax until nothing changes (a path has at most h * w steps)
+        new = box.copy()
+        for src, dst, step in steps:
+            np.minimum(new[dst], box[src] + step, out=new[dst])
+        new[~inside] = np.inf
+        if np.array_equal(new, box):
+            break
+        box = new
+    cost[y0:y1, x0:x1] = box
+    return cost
+
+
+def part_extents(source: np.ndarray, person: np.ndarray, kp_source: np.ndarray, layout: PartLayout,
+                 hands: Sequence[int], foregrounds: np.ndarray) -> np.ndarray:
+    """What each hand holds past its capsule, ``float32 [P, H, W]`` in [0, 1] (zero for every
+    other part; `tps.parts.part_extent`; module doc).
+
+    source, person, kp_source, layout, hands: as `part_foregrounds`; foregrounds: its result
+    ``[P, H, W]``, the hands' own pixels that seed the extents.
+    """
+    import cv2
+
+    source = np.asarray(source, dtype=np.float64)
+    person = np.asarray(person, dtype=np.float64)
+    h, w = person.shape
+    if source.shape != (h, w, 3) or foregrounds.shape != (len(layout.parts), h, w):
+        raise ValueError(f"source [H, W, 3] and foregrounds [{len(layout.parts)}, H, W] must match person "
+                         f"{person.shape}, "
+                         f"got {source.shape} and {foregrounds.shape}")
+    out = np.zeros((len(layout.parts), h, w), dtype=np.float32)
+    if not hands:
+        return out
+    reach, _ = _distances(np.asarray(kp_source, dtype=np.float64), layout, h, w)
+    lab = _lab(source)
+    erode = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SEED_ERODE_PIXELS, SEED_ERODE_PIXELS))
+    for p in hands:
+        zone = (person > 0.5) & (reach[p] < EXTENT)
+        for q in range(len(layout.parts)):
+            if q != p:
+                zone &= reach[q] > 1.0
+        seeds = cv2.erode(((foregrounds[p] > 0.5) & (reach[p] < 1.0)).astype(np.uint8), erode) > 0
+        reached = (colour_paths(lab, seeds, zone) < EXTENT_BUDGET) & (reach[p] >= EXTENT_FROM)
+        count, labels = cv2.connectedComponents(reached.astype(np.uint8), connectivity=8)
+        continuing = np.unique(labels[reached & (reach[p] > EXTENT - EXTENT_RIM)])
+        past = np.unique(labels[reached & (reach[p] > 1.0 + EXTENT_RIM)])  # pieces that leave the capsule
+        held = reached & np.isin(labels, past) & ~np.isin(labels, continuing) & (labels > 0)
+        if held.any():
+            held = _close(held) > 0.5  # the highlights on a phone's top (its camera) are no hole in it
+            # one pixel wider into the background: the edge pixels there mix its colour and the wall's
+            edge = (cv2.dilate(held.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & (person < 0.5)
+            out[p] = held | edge
+            logger.debug("hand part %d holds %d pixels past its capsule", p, int(held.sum()))
+    return out
+
+
+def part_masks(source: np.ndarray, person: np.ndarray, kp_source: np.ndarray, layout: PartLayout,
+               hands: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(foregrounds, extents)``, each ``float32 [P, H, W]`` in [0, 1], for `tps.Renderer.prepare`:
+    `part_foregrounds`, each hand's raised to its extent (so that it owns it) and every other
+    part's without what the hands own (their capsules times their foregrounds, and their
+    extents), and `part_extents`. Arguments as `part_foregrounds`."""
+    foregrounds = part_foregrounds(source, person, kp_source, layout, hands)
+    extents = part_extents(source, person, kp_source, layout, hands, foregrounds)
+    foregrounds = np.maximum(foregrounds, extents)
+    if hands:  # the hands' pixels are no other part's: a forearm's capsule over the hand carried a copy of the phone
+        reach, _ = _distances(np.asarray(kp_source, dtype=np.float64), layout, *foregrounds.shape[1:])
+        owned = np.zeros(foregrounds.shape[1:], dtype=np.float32)
+        for p in hands:
+            feather = layout.feather if layout.parts[p].feather is None else layout.parts[p].feather
+            capsule = np.clip((1.0 + feather / 2 - reach[p]) / feather, 0.0, 1.0)  # as tps.parts.capsule_masks
+            owned = np.maximum(owned, np.maximum(capsule * foregrounds[p], extents[p]))
+        for q in range(len(layout.parts)):
+            if q not in hands:
+                foregrounds[q] *= 1.0 - owned
+    return foregrounds, extents
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
@@ -151,16 +289,7 @@ def part_foregrounds(source: np.ndarray, person: np.ndarray, kp_source: np.ndarr
     out = np.repeat(person[None].astype(np.float32), len(layout.parts), axis=0)
     if not hands:
         return out
-    ys, xs = np.linspace(-1.0, 1.0, h), np.linspace(-1.0, 1.0, w)
-    grid = np.stack(np.meshgrid(xs, ys), axis=-1)  # [H, W, 2] (x, y), as tps.transform.make_coordinate_grid
-    unit = max(float(np.linalg.norm(kp[layout.unit[0]] - kp[layout.unit[1]])), 1e-3)
-    reach, bones = [], []  # per part, in its capsule's radii: distance from its capsule's axes, from its bones
-    for part in layout.parts:
-        segments = [(kp[i] + t0 * (kp[j] - kp[i]), kp[i] + t1 * (kp[j] - kp[i])) for i, j, t0, t1 in part.segments]
-        reach.append(segment_distance(grid, segments) / (part.radius * unit))
-        segments = [(kp[i] + t0 * (kp[j] - kp[i]), kp[i] + min(t1, 1.0) * (kp[j] - kp[i]))
-                    for i, j, t0, t1 in part.segments]
-        bones.append(segment_distance(grid, segments) / (part.radius * unit))
+    reach, bones = _distances(kp, layout, h, w)
     lab = _lab(source)
     solid = person > 0.5
     for p in hands:

@@ -436,29 +436,32 @@ class DiffTEDPipeline:
         crop (``person``: the photo's `person_mask` ``float32 [H, W]`` or None, computed when
         `FIND_PERSON`), so that a body part owns only the person's pixels inside its capsule
         (`tps.parts`)."""
-        foreground = None
+        foreground = extent = None
         kp_source = self.source_keypoints(photo, box)
         if self._part_masks:
             person = person_mask(photo) if person is FIND_PERSON else person
             if person is not None:
-                foreground = self._part_foregrounds(source, person[box.y0:box.y0 + box.size,
-                                                                   box.x0:box.x0 + box.size], kp_source)
-        return self.frame_renderer.prepare(source.to(self.device), kp_source=kp_source, foreground=foreground)
+                foreground, extent = self._part_masks_of(source, person[box.y0:box.y0 + box.size,
+                                                                        box.x0:box.x0 + box.size], kp_source)
+        return self.frame_renderer.prepare(source.to(self.device), kp_source=kp_source, foreground=foreground,
+                                           extent=extent)
 
-    def _part_foregrounds(self, source: torch.Tensor, person: np.ndarray, kp_source: torch.Tensor) -> torch.Tensor:
-        """``[1, P, h, w]``: each part's own mask of the crop ``source [1, 3, h, w]``, the person
-        mask of the crop ``person [H', W']`` for every part but the hands, which own only their own
-        colours (`difftted.pipeline.hand_masks`)."""
+    def _part_masks_of(self, source: torch.Tensor, person: np.ndarray,
+                       kp_source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(foreground, extent)``, each ``[1, P, h, w]``: each part's own mask of the crop
+        ``source [1, 3, h, w]``, the person mask of the crop ``person [H', W']`` for every part but
+        the hands, which own only their own colours, and what the hands hold past their capsules
+        (`difftted.pipeline.hand_masks.part_masks`)."""
         from difftted.motion.body_keypoints import PART_CAPSULES
-        from difftted.pipeline.hand_masks import part_foregrounds
+        from difftted.pipeline.hand_masks import part_masks
 
         person = torch.nn.functional.interpolate(torch.from_numpy(np.ascontiguousarray(person, dtype=np.float32))[None, None],
                                                  size=tuple(source.shape[-2:]), mode="bilinear", align_corners=False)
         rgb = source[0].detach().float().cpu().permute(1, 2, 0).numpy()
         hands = [i for i, capsule in enumerate(PART_CAPSULES) if capsule[0].endswith("_hand")]
-        masks = part_foregrounds(rgb, person[0, 0].clamp(0.0, 1.0).numpy(), kp_source[0].detach().double().cpu().numpy(),
-                                 self.frame_renderer.parts, hands)
-        return torch.from_numpy(masks)[None]
+        foreground, extent = part_masks(rgb, person[0, 0].clamp(0.0, 1.0).numpy(),
+                                        kp_source[0].detach().double().cpu().numpy(), self.frame_renderer.parts, hands)
+        return torch.from_numpy(foreground)[None], torch.from_numpy(extent)[None]
 
     def prepare_composition(self, photo: np.ndarray, box: CropBox, prepared: PreparedSource,
                             composition: Composition, crop_only: bool, still_background: bool,

@@ -267,7 +267,8 @@ def test_body_pipeline_renders_with_part_masks_and_can_turn_them_off(body_pipeli
 
 def test_part_masks_get_the_person_mask_of_the_crop(body_pipeline, astronaut_path) -> None:
     """With part masks the prepared source carries the photo's person mask cut to the crop, one
-    channel per part (a part owns only the person's pixels; a hand only those of its own colours,
+    channel per part (a part owns only the person's pixels; a hand only those of its own colours
+    and what it holds, its extent; the other parts none of the hands' pixels,
     `difftted.pipeline.hand_masks`); without, none is computed."""
     from difftted.pipeline.person import load_image, person_mask
 
@@ -280,15 +281,19 @@ def test_part_masks_get_the_person_mask_of_the_crop(body_pipeline, astronaut_pat
 
     hands = [i for i, capsule in enumerate(PART_CAPSULES) if capsule[0].endswith("_hand")]
     assert prepared.foreground.shape == (1, len(PART_CAPSULES), *crop.shape[-2:]) and len(hands) == 2
+    assert prepared.extent.shape == prepared.foreground.shape
+    hand_pixels = (prepared.foreground[0, hands].sum(0) + prepared.extent[0, hands].sum(0)) > 0
     for p in range(len(PART_CAPSULES)):
         if p in hands:
-            assert bool((prepared.foreground[0, p] <= resized[0, 0] + 1e-6).all())
+            assert bool((prepared.foreground[0, p] <= torch.maximum(resized[0, 0], prepared.extent[0, p]) + 1e-6).all())
         else:
-            torch.testing.assert_close(prepared.foreground[:, p:p + 1], resized)
+            assert bool((prepared.foreground[0, p] <= resized[0, 0] + 1e-6).all())
+            torch.testing.assert_close(prepared.foreground[0, p][~hand_pixels], resized[0, 0][~hand_pixels])
     assert 0.2 < float(resized.mean()) < 0.9  # a person, and some background
     try:
         body_pipeline.part_masks = False
-        assert body_pipeline.prepare_source(photo, box, crop).foreground is None
+        plain = body_pipeline.prepare_source(photo, box, crop)
+        assert plain.foreground is None and plain.extent is None
     finally:
         body_pipeline.part_masks = True
 

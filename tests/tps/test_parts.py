@@ -151,6 +151,51 @@ def test_each_part_may_have_its_own_foreground() -> None:
         apply_part_masks(layout, net, grids, driving, source, person.repeat(1, 3, 1, 1))
 
 
+def test_a_part_owns_its_extent_beyond_its_capsule_and_leaves_a_ghost_there() -> None:
+    """A held phone reaching past the hand's capsule: a patch marked in the hand's extent moves
+    with the hand and its old place is a ghost; without the extent the patch stays (not taken)
+    and is no ghost. An extent of zeros is no extent; a channel count other than P is named."""
+    source, shift = keypoints(), (0.25, -0.1)
+    driving = keypoints(shift)
+    net = torch.zeros(1, 3, 16, 16)
+    net[:, 1] = 1.0
+    grids = transformations(driving, source, 64)
+    grid = make_coordinate_grid(64, 64)
+    # past the capsule's end (y 0.5 + radius 0.15 + half the feather 0.0375 < 0.72)
+    patch = ((grid[..., 0] - -0.6).abs() < 0.06) & (grid[..., 1] > 0.72) & (grid[..., 1] < 0.84)
+    extent = patch.float()[None, None]  # [1, P=1, 64, 64]
+    assert capsule_masks(LAYOUT, source, LAYOUT.unit_length(source), grid[None])[0, 0][patch].max() == 0.0
+    maps, flow = apply_part_masks(LAYOUT, net, grids, driving, source, extent=extent)
+    plain, plain_flow = apply_part_masks(LAYOUT, net, grids, driving, source)
+    torch.testing.assert_close(maps.sum(1), torch.ones(1, 64, 64))
+    x, y = -0.6 + shift[0], 0.78 + shift[1]  # where the patch went
+    assert at(maps[:, 2], x, y) > 0.99 and at(plain[:, 2], x, y) == 0.0
+    displacement = at((flow - grid[None]).permute(0, 3, 1, 2), x, y)[0]
+    torch.testing.assert_close(displacement, -torch.tensor(shift), atol=1e-5, rtol=0)
+    ghost = ghost_mask(LAYOUT, flow, driving, source, (64, 64), maps=maps, extent=extent)[0, 0]
+    ghost_plain = ghost_mask(LAYOUT, plain_flow, driving, source, (64, 64), maps=plain)[0, 0]
+    assert at(ghost, -0.6, 0.78) > 0.9 and at(ghost_plain, -0.6, 0.78) == 0.0
+    assert at(ghost, x, y) == 0.0  # the patch at its new place is no ghost
+    zero, _ = apply_part_masks(LAYOUT, net, grids, driving, source, extent=torch.zeros_like(extent))
+    torch.testing.assert_close(zero, plain)
+    with pytest.raises(ValueError, match=r"extent must be .*one per part"):
+        apply_part_masks(LAYOUT, net, grids, driving, source, extent=extent.repeat(1, 2, 1, 1))
+
+
+def test_renderer_prepare_checks_and_resizes_the_extent(model: TPSMotionModel) -> None:
+    source = torch.rand(1, 3, 64, 64)
+    kp = model.detect(source).detach()
+    renderer = Renderer(model, parts=PartLayout((Part(6, ((30, 31, 0.0, 1.0),), radius=0.2),), unit=(0, 1)))
+    assert renderer.prepare(source, kp, extent=torch.zeros(1, 1, 32, 32)).extent.shape == (1, 1, 64, 64)
+    assert renderer.prepare(source, kp).extent is None
+    for bad, message in ((torch.zeros(1, 2, 8, 8), r"extent must be \[1, 1, H, W\]"),
+                         (torch.full((1, 1, 8, 8), -1.0), r"\[0, 1\]")):
+        with pytest.raises(ValueError, match=message):
+            renderer.prepare(source, kp, extent=bad)
+    with pytest.raises(ValueError, match="extent needs a renderer with parts"):
+        Renderer(model).prepare(source, kp, extent=torch.zeros(1, 1, 8, 8))
+
+
 def test_renderer_prepare_checks_and_resizes_the_foreground(model: TPSMotionModel) -> None:
     source = torch.rand(1, 3, 64, 64)
     kp = model.detect(source).detach()
