@@ -18,8 +18,9 @@ however the keypoints move. A `PartLayout` fixes that without training:
   pixel that samples the *source* part's capsule while lying outside every *driving* part
   capsule is marked occluded (``occlusion *= 1 - ghost``), and so is a pixel whose part samples
   outside the source image (a hand raised into view from below the frame): the inpainting
-  network's pixels there are replaced by a smooth fill from the visible pixels around
-  (`fill_holes`: the decoder, never trained on such holes, paints them in bright blotches).
+  network's pixels there are replaced by a fill from the visible pixels around, each part of
+  the hole from its nearest side (`fill_holes`: the decoder, never trained on such holes, paints
+  them in bright blotches).
 * a part whose capsule lies wholly outside the source image (hands below a head-and-shoulders
   photo) is left to the network (`active_parts`): there are no pixels of it to move.
 * **visible**: a limb's pixels at its new place are the source's own, moved; the network's
@@ -388,20 +389,61 @@ def part_visibility(layout: PartLayout, maps: torch.Tensor) -> torch.Tensor:
     return maps[:, channels].sum(dim=1, keepdim=True).clamp(0.0, 1.0)
 
 
-def fill_holes(image: torch.Tensor, hole: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
-    """``image [B, C, H, W]`` with ``hole [B, 1, H, W]`` (1 = unknown) filled by push-pull.
+#: `fill_holes`: passes of a 5x5 mean over the filled pixels after the peel (its seams between
+#: the colours of two sides are rays; the mean softens them).
+FILL_SMOOTHING = 8
 
-    Halve the hole-weighted image and its weights until one pixel is left, then go back up, each
-    level keeping its own weighted mean where its pixels are known and taking the coarser level's
-    colour where they are not: a smooth fill in the colours around the hole (the uncovered torso
-    or background behind a moved arm). Known pixels (hole 0) are returned unchanged. ``exclude``
-    (``[B, 1, H, W]`` in [0, 1], optional) marks known pixels the fill must not take its colours
-    from: the moved parts themselves (`part_visibility`), so that what a hand uncovers in a clasp
-    is filled from the dress around it, not from the skin of the hands around the hole.
+
+def fill_holes(image: torch.Tensor, hole: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """``image [B, C, H, W]`` with ``hole [B, 1, H, W]`` (1 = unknown) filled from the pixels around.
+
+    Peeled from the edge inwards: ring by ring, each unknown pixel (hole over 0.5) next to known
+    ones takes their mean, so each part of the hole takes the colours of its nearest side (a hand
+    that leaves the sofa's edge uncovers sofa on one side and shirt on the other, not their mix),
+    then `FILL_SMOOTHING` passes of a 5x5 mean soften the seams. Pixels the peel cannot reach (no
+    known pixel around at all) take a push-pull mean (`_push_pull`). Known pixels (hole 0) are
+    returned unchanged; a soft hole edge mixes the image and the fill. ``exclude`` (``[B, 1, H,
+    W]`` in [0, 1], optional) marks known pixels the fill must not take its colours from: the
+    moved parts themselves (`part_visibility`), so that what a hand uncovers in a clasp is filled
+    from the dress around it, not from the skin of the hands around the hole.
     """
-    known = (1 - hole).clamp(0.0, 1.0)
+    hole = hole.clamp(0.0, 1.0)
+    known = 1 - hole
     if exclude is not None:
         known = known * (1 - exclude).clamp(0.0, 1.0)
+    unknown = (hole > 0.5).any(dim=0)[0]
+    if not bool(unknown.any()):
+        return torch.lerp(image, _push_pull(image, known), hole)
+    rows, cols = unknown.any(dim=1).nonzero()[:, 0], unknown.any(dim=0).nonzero()[:, 0]
+    margin = 2 * FILL_SMOOTHING + 2  # the smoothing reads this far from the hole's box
+    y0, y1 = max(int(rows[0]) - margin, 0), min(int(rows[-1]) + margin + 1, image.shape[-2])
+    x0, x1 = max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, image.shape[-1])
+    box = (..., slice(y0, y1), slice(x0, x1))
+    fill = _push_pull(image, known)[box].clone()  # for what the peel cannot reach
+    have = (known[box] > 0.5).to(image.dtype)
+    value = image[box] * have
+    free = (hole[box] > 0).to(image.dtype)  # smoothed: the hole and its soft edge
+    for _ in range(value.shape[-2] + value.shape[-1]):
+        total = F.avg_pool2d(value, 3, 1, 1, count_include_pad=False)
+        count = F.avg_pool2d(have, 3, 1, 1, count_include_pad=False)
+        grow = (count > 0) & (have == 0)
+        if not bool(grow.any()):
+            break
+        value = torch.where(grow, total / count.clamp(min=1e-12), value)
+        have = torch.where(grow, torch.ones_like(have), have)
+    fill = torch.where(have > 0, value, fill)  # known pixels: the image itself
+    for _ in range(FILL_SMOOTHING):
+        fill = torch.lerp(fill, F.avg_pool2d(fill, 5, 1, 2, count_include_pad=False), free)
+    out = image.clone()
+    out[box] = torch.lerp(image[box], fill, hole[box])
+    return out
+
+
+def _push_pull(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """``image [B, C, H, W]`` filled where ``known [B, 1, H, W]`` (in [0, 1]) is low: halve the
+    weighted image and its weights until one pixel is left, then go back up, each level keeping
+    its own weighted mean where its pixels are known and taking the coarser level's colour where
+    they are not (a smooth mean of everything known)."""
     levels = [(image * known, known)]
     while max(levels[-1][0].shape[-2:]) > 1:
         x, m = levels[-1]
@@ -412,4 +454,4 @@ def fill_holes(image: torch.Tensor, hole: torch.Tensor, exclude: torch.Tensor | 
         coarse = F.interpolate(fill, size=x.shape[-2:], mode="bilinear", align_corners=False)
         weight = m.clamp(0.0, 1.0)
         fill = x / m.clamp(min=1e-8) * weight + coarse * (1 - weight)
-    return torch.lerp(image, fill, hole.clamp(0.0, 1.0))
+    return fill

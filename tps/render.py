@@ -560,7 +560,7 @@ class Renderer:
     @staticmethod
     def _fill_ghosts(out: dict, ghost: torch.Tensor, parts_visible: torch.Tensor | None = None) -> dict:
         """The decoder's pixels where a moved part uncovered something (``ghost``) replaced by a
-        smooth fill from the visible pixels around (`tps.parts.fill_holes`): the decoder was never
+        fill from the visible pixels around (`tps.parts.fill_holes`): the decoder was never
         trained on such holes and paints them in bright blotches. The moved parts' own pixels
         (``parts_visible``, `tps.parts.part_visibility`) give the fill no colour: a hole between
         two hands is filled from the clothes around, not from the hands' skin."""

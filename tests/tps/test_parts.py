@@ -313,6 +313,26 @@ def test_holes_are_filled_from_their_surroundings() -> None:
     assert centre[0] > 0.8 and centre[2] < 0.05  # red like around it, no blue left
 
 
+def test_each_side_of_a_hole_takes_the_colour_beside_it() -> None:
+    """A hand uncovers the edge between the sofa (grey, left) and the shirt (red, right): the
+    hole's left part is filled grey and its right part red, not both with their mix; a hole in
+    an image with nothing known around takes the mean of what is known."""
+    grey, red = torch.tensor([0.5, 0.5, 0.5]), torch.tensor([0.8, 0.1, 0.1])
+    image = grey[None, :, None, None].repeat(1, 1, 48, 48)
+    image[..., 24:] = red[None, :, None, None]
+    hole = torch.zeros(1, 1, 48, 48)
+    hole[..., 12:36, 12:36] = 1.0
+    filled = fill_holes(image, hole)
+    assert (filled[0, :, 24, 14] - grey).abs().max() < 0.05
+    assert (filled[0, :, 24, 33] - red).abs().max() < 0.05
+    torch.testing.assert_close(filled[hole.expand_as(filled) == 0], image[hole.expand_as(image) == 0])
+    walled = torch.ones(1, 1, 48, 48)
+    walled[..., :4, :] = 0.0  # known: the top four rows only, excluded but for one pixel
+    exclude = torch.ones(1, 1, 48, 48)
+    exclude[..., 0, 0] = 0.0
+    torch.testing.assert_close(fill_holes(image, walled, exclude)[0, :, 40, 40], image[0, :, 0, 0])
+
+
 def test_a_hole_between_two_hands_is_filled_from_the_dress_not_the_hands() -> None:
     """Excluded pixels (the moved parts) give the fill no colour: a hole with skin on two sides
     and dress above and below is filled skin-and-dress without, dress with the exclusion."""
