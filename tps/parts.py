@@ -419,7 +419,6 @@ def fill_holes(image: torch.Tensor, hole: torch.Tensor, exclude: torch.Tensor | 
     y0, y1 = max(int(rows[0]) - margin, 0), min(int(rows[-1]) + margin + 1, image.shape[-2])
     x0, x1 = max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, image.shape[-1])
     box = (..., slice(y0, y1), slice(x0, x1))
-    fill = _push_pull(image, known)[box].clone()  # for what the peel cannot reach
     have = (known[box] > 0.5).to(image.dtype)
     value = image[box] * have
     free = (hole[box] > 0).to(image.dtype)  # smoothed: the hole and its soft edge
@@ -431,7 +430,9 @@ def fill_holes(image: torch.Tensor, hole: torch.Tensor, exclude: torch.Tensor | 
             break
         value = torch.where(grow, total / count.clamp(min=1e-12), value)
         have = torch.where(grow, torch.ones_like(have), have)
-    fill = torch.where(have > 0, value, fill)  # known pixels: the image itself
+    fill = value  # known pixels: the image itself
+    if bool((have == 0).any()):  # what the peel cannot reach (no known pixel around it at all)
+        fill = torch.where(have > 0, value, _push_pull(image, known)[box])
     for _ in range(FILL_SMOOTHING):
         fill = torch.lerp(fill, F.avg_pool2d(fill, 5, 1, 2, count_include_pad=False), free)
     out = image.clone()

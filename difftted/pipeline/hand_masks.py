@@ -209,20 +209,24 @@ def part_extents(source: np.ndarray, person: np.ndarray, kp_source: np.ndarray, 
     source, person, kp_source, layout, hands: as `part_foregrounds`; foregrounds: its result
     ``[P, H, W]``, the hands' own pixels that seed the extents.
     """
-    import cv2
-
     source = np.asarray(source, dtype=np.float64)
     person = np.asarray(person, dtype=np.float64)
     h, w = person.shape
     if source.shape != (h, w, 3) or foregrounds.shape != (len(layout.parts), h, w):
         raise ValueError(f"source [H, W, 3] and foregrounds [{len(layout.parts)}, H, W] must match person "
-                         f"{person.shape}, "
-                         f"got {source.shape} and {foregrounds.shape}")
-    out = np.zeros((len(layout.parts), h, w), dtype=np.float32)
+                         f"{person.shape}, got {source.shape} and {foregrounds.shape}")
     if not hands:
-        return out
+        return np.zeros((len(layout.parts), h, w), dtype=np.float32)
     reach, _ = _distances(np.asarray(kp_source, dtype=np.float64), layout, h, w)
-    lab = _lab(source)
+    return _extents(_lab(source), person, reach, layout, hands, foregrounds)
+
+
+def _extents(lab: np.ndarray, person: np.ndarray, reach: list[np.ndarray], layout: PartLayout,
+             hands: Sequence[int], foregrounds: np.ndarray) -> np.ndarray:
+    """`part_extents` on the crop's CIELAB colours and the parts' `_distances`."""
+    import cv2
+
+    out = np.zeros((len(layout.parts), *person.shape), dtype=np.float32)
     erode = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SEED_ERODE_PIXELS, SEED_ERODE_PIXELS))
     for p in hands:
         zone = (person > 0.5) & (reach[p] < EXTENT)
@@ -231,7 +235,7 @@ def part_extents(source: np.ndarray, person: np.ndarray, kp_source: np.ndarray, 
                 zone &= reach[q] > 1.0
         seeds = cv2.erode(((foregrounds[p] > 0.5) & (reach[p] < 1.0)).astype(np.uint8), erode) > 0
         reached = (colour_paths(lab, seeds, zone) < EXTENT_BUDGET) & (reach[p] >= EXTENT_FROM)
-        count, labels = cv2.connectedComponents(reached.astype(np.uint8), connectivity=8)
+        _, labels = cv2.connectedComponents(reached.astype(np.uint8), connectivity=8)
         continuing = np.unique(labels[reached & (reach[p] > EXTENT - EXTENT_RIM)])
         past = np.unique(labels[reached & (reach[p] > 1.0 + EXTENT_RIM)])  # pieces that leave the capsule
         held = reached & np.isin(labels, past) & ~np.isin(labels, continuing) & (labels > 0)
@@ -248,26 +252,47 @@ def part_masks(source: np.ndarray, person: np.ndarray, kp_source: np.ndarray, la
                hands: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """``(foregrounds, extents)``, each ``float32 [P, H, W]`` in [0, 1], for `tps.Renderer.prepare`:
     `part_foregrounds`, each hand's raised to its extent (so that it owns it) and every other
-    part's without what the hands own (their capsules times their foregrounds, and their
-    extents), and `part_extents`. Arguments as `part_foregrounds`."""
-    foregrounds = part_foregrounds(source, person, kp_source, layout, hands)
-    extents = part_extents(source, person, kp_source, layout, hands, foregrounds)
+    part's without what the hands own (their capsules, `tps.parts.capsule_masks`, times their
+    foregrounds, and their extents), and `part_extents`. Arguments as `part_foregrounds`; the
+    colours and distances are computed once for both."""
+    import torch
+
+    from tps.parts import capsule_masks
+    from tps.transform import make_coordinate_grid
+
+    source, person, kp = _checked(source, person, kp_source)
+    if not hands:
+        return (_foregrounds(None, person, [], [], layout, hands),
+                np.zeros((len(layout.parts), *person.shape), dtype=np.float32))
+    lab, (reach, bones) = _lab(source), _distances(kp, layout, *person.shape)
+    foregrounds = _foregrounds(lab, person, reach, bones, layout, hands)
+    extents = _extents(lab, person, reach, layout, hands, foregrounds)
     foregrounds = np.maximum(foregrounds, extents)
-    if hands:  # the hands' pixels are no other part's: a forearm's capsule over the hand carried a copy of the phone
-        reach, _ = _distances(np.asarray(kp_source, dtype=np.float64), layout, *foregrounds.shape[1:])
-        owned = np.zeros(foregrounds.shape[1:], dtype=np.float32)
-        for p in hands:
-            feather = layout.feather if layout.parts[p].feather is None else layout.parts[p].feather
-            capsule = np.clip((1.0 + feather / 2 - reach[p]) / feather, 0.0, 1.0)  # as tps.parts.capsule_masks
-            owned = np.maximum(owned, np.maximum(capsule * foregrounds[p], extents[p]))
-        for q in range(len(layout.parts)):
-            if q not in hands:
-                foregrounds[q] *= 1.0 - owned
+    # the hands' pixels are no other part's: a forearm's capsule over the hand carried a copy of the phone
+    kp_t = torch.from_numpy(kp)[None]
+    capsules = capsule_masks(layout, kp_t, layout.unit_length(kp_t), make_coordinate_grid(
+        *person.shape, dtype=kp_t.dtype)[None])[0].numpy()
+    owned = np.zeros(person.shape, dtype=np.float32)
+    for p in hands:
+        owned = np.maximum(owned, np.maximum(capsules[p] * foregrounds[p], extents[p]))
+    for q in range(len(layout.parts)):
+        if q not in hands:
+            foregrounds[q] *= 1.0 - owned
     return foregrounds, extents
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _checked(source: np.ndarray, person: np.ndarray,
+             kp_source: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The inputs of `part_foregrounds` as float64 arrays, their shapes checked."""
+    source = np.asarray(source, dtype=np.float64)
+    person = np.asarray(person, dtype=np.float64)
+    if source.shape != (*person.shape, 3):
+        raise ValueError(f"source must be [H, W, 3] like person {person.shape}, got {source.shape}")
+    return source, person, np.asarray(kp_source, dtype=np.float64)
 
 
 def part_foregrounds(source: np.ndarray, person: np.ndarray, kp_source: np.ndarray, layout: PartLayout,
@@ -280,17 +305,18 @@ def part_foregrounds(source: np.ndarray, person: np.ndarray, kp_source: np.ndarr
     ``person``; a hand gets ``person`` times its colour ownership and, where it overlaps another
     hand, its share (module doc).
     """
-    source = np.asarray(source, dtype=np.float64)
-    person = np.asarray(person, dtype=np.float64)
-    kp = np.asarray(kp_source, dtype=np.float64)
-    h, w = person.shape
-    if source.shape != (h, w, 3):
-        raise ValueError(f"source must be [H, W, 3] like person {person.shape}, got {source.shape}")
-    out = np.repeat(person[None].astype(np.float32), len(layout.parts), axis=0)
+    source, person, kp = _checked(source, person, kp_source)
     if not hands:
-        return out
-    reach, bones = _distances(kp, layout, h, w)
-    lab = _lab(source)
+        return _foregrounds(None, person, [], [], layout, hands)
+    return _foregrounds(_lab(source), person, *_distances(kp, layout, *person.shape), layout, hands)
+
+
+def _foregrounds(lab: np.ndarray | None, person: np.ndarray, reach: list[np.ndarray], bones: list[np.ndarray],
+                 layout: PartLayout, hands: Sequence[int]) -> np.ndarray:
+    """`part_foregrounds` on the crop's CIELAB colours and the parts' `_distances` (both unused
+    without hands)."""
+    h, w = person.shape
+    out = np.repeat(person[None].astype(np.float32), len(layout.parts), axis=0)
     solid = person > 0.5
     for p in hands:
         others = [q for q in hands if q != p]
