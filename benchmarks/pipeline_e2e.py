@@ -24,7 +24,9 @@ the pipeline as it now ships (composition at the photo's resolution, still backg
 thread, and ``render_precision="auto"``: the inpainting network in bfloat16 where the CPU has
 bfloat16 units); ``model`` is the default with the previous release's composition (float32), so
 the difference between ``model`` and ``baseline`` frames must be 0 (equal-output changes only);
-``float32`` is the default with the renderer in float32 on every CPU (the default before "auto"). Runs of a length
+``float32`` is the default with the renderer in float32 on every CPU (the default before "auto");
+``no_shift_add`` is the default with the occlusion heads as oneDNN convolutions (the default
+before `Renderer.shift_add`; its frames differ from the default's by float rounding). Runs of a length
 use the same seed and speech and are interleaved, so a burst of load hits them alike.
 ``--weights NAME=DIR ...`` runs every mode with each pipeline folder (e.g. the bundled weights
 beside a renderer trained at another resolution; ``NAME=git:REV`` takes weights/ as committed at
@@ -66,6 +68,8 @@ MODES = {
                       "composition": "native"},
     # the default with the renderer in float32 wherever it runs (the path before render_precision="auto")
     "float32": {"render_precision": "float32"},
+    # the default with the occlusion heads as oneDNN convolutions (the path before Renderer.shift_add)
+    "no_shift_add": {"shift_add": False},
 }
 
 
@@ -191,6 +195,8 @@ def run_once(mode: str, photo: Path, speech: Path, out: Path, seed: int,
     steps = settings.get("steps")
     if "render_precision" in settings:
         pipe.render_precision = settings["render_precision"]
+    elif "shift_add" in settings:
+        pipe.frame_renderer.shift_add = settings["shift_add"]
     elif settings:
         pipe.frame_renderer = Renderer(pipe.renderer, channels_last=settings["channels_last"],
                                        fold_batchnorm=settings["fold_batchnorm"])

@@ -46,6 +46,8 @@ OPTIONS = {
     "bfloat16": {"bfloat16": True},
     "channels_last": {"channels_last": True},
     "bfloat16+channels_last": {"bfloat16": True, "channels_last": True},
+    # the occlusion heads as oneDNN convolutions: the default before Renderer.shift_add
+    "no shift_add": {"shift_add": False},
 }
 
 

@@ -1,4 +1,5 @@
-"""tps.fast: the sub-pixel form of "nearest x2 upsampling, then 3x3 convolution"."""
+"""tps.fast: the sub-pixel form of "nearest x2 upsampling, then 3x3 convolution", and the
+single-output convolution as a GEMM and shifted sums."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tps.blocks import UpBlock2d
-from tps.fast import nearest_up_conv, subpixel_kernels, subpixel_upsampling
+from tps.fast import nearest_up_conv, shift_add_conv, subpixel_kernels, subpixel_upsampling
 
 
 def naive(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
@@ -103,3 +104,68 @@ def test_upblock_switch_and_context_restores_flags() -> None:
     with pytest.raises(RuntimeError), subpixel_upsampling(model, True):
         raise RuntimeError("interrupted")
     assert (model[0].subpixel, model[1].subpixel) == (False, True)
+
+
+@pytest.mark.parametrize(
+    "batch, c_in, c_out, kernel, height, width, bias, channels_last",
+    [(1, 29, 1, 7, 33, 40, True, False), (2, 5, 1, 3, 9, 6, False, False), (1, 8, 3, 5, 12, 7, True, False),
+     (3, 6, 1, 7, 2, 3, True, False), (1, 16, 1, 7, 20, 20, True, True), (1, 4, 2, 1, 5, 5, True, False)],
+    ids=["occlusion-head", "3x3-no-bias", "5x5-3-out", "map-smaller-than-kernel", "channels-last", "1x1"],
+)
+def test_shift_add_equals_the_convolution(batch: int, c_in: int, c_out: int, kernel: int, height: int, width: int,
+                                          bias: bool, channels_last: bool) -> None:
+    torch.manual_seed(kernel * 100 + height)
+    conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=bias)
+    with torch.no_grad():
+        conv.weight.mul_(3)  # logits of the size the occlusion heads produce
+        if bias:
+            conv.bias.fill_(0.7)  # a bias far from 0, so a dropped or shifted bias shows
+    x = torch.randn(batch, c_in, height, width)
+    reference = F.conv2d(x.double(), conv.weight.double(), None if not bias else conv.bias.double(),
+                         padding=kernel // 2)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        got = shift_add_conv(x, conv)
+        expected = conv(x)
+    assert got.shape == (batch, c_out, height, width) and got.dtype == torch.float32
+    # as close to float64 as oneDNN's own float32 result, at every pixel including the borders
+    assert (got.double() - reference).abs().max() <= 1e-5
+    assert (got - expected).abs().max() <= 1e-5
+    assert reference.abs().max() > 1.0  # a vacuous comparison of near-zero maps is ruled out
+
+
+def test_shift_add_puts_each_tap_at_its_offset() -> None:
+    """A single 1 at (r, c) of the input, one tap of weight 1 at (dy, dx): the output's 1 lands at
+    (r - dy + p, c - dx + p), the correlation's offset, for every tap of a 5x5 kernel."""
+    conv = nn.Conv2d(1, 1, 5, padding=2, bias=False)
+    x = torch.zeros(1, 1, 9, 11)
+    x[0, 0, 4, 6] = 1.0
+    for dy in range(5):
+        for dx in range(5):
+            with torch.no_grad():
+                conv.weight.zero_()
+                conv.weight[0, 0, dy, dx] = 1.0
+                out = shift_add_conv(x, conv)
+            hits = (out[0, 0] == 1.0).nonzero().tolist()
+            assert hits == [[4 - dy + 2, 6 - dx + 2]] and out.sum() == 1.0
+
+
+@pytest.mark.parametrize(
+    "conv",
+    [nn.Conv2d(4, 1, 4, padding=2), nn.Conv2d(4, 1, 7, padding=0), nn.Conv2d(4, 1, 3, padding=1, stride=2),
+     nn.Conv2d(4, 1, 3, padding=1, dilation=2), nn.Conv2d(4, 2, 3, padding=1, groups=2),
+     nn.Conv2d(4, 1, 3, padding=1, padding_mode="reflect"), nn.Conv2d(4, 1, (3, 5), padding=(1, 2))],
+    ids=["even", "valid", "stride2", "dilation2", "groups2", "reflect", "non-square"],
+)
+def test_shift_add_rejects_other_convolutions(conv: nn.Conv2d) -> None:
+    with pytest.raises(ValueError, match="square odd-sized convolution"):
+        shift_add_conv(torch.randn(1, 4, 6, 6), conv)
+
+
+def test_shift_add_rejects_bad_input() -> None:
+    conv = nn.Conv2d(4, 1, 7, padding=3)
+    with pytest.raises(ValueError, match=r"x must be \[B, 4, H, W\].*\(1, 3, 8, 8\)"):
+        shift_add_conv(torch.randn(1, 3, 8, 8), conv)
+    with pytest.raises(TypeError, match="nn.Conv2d, got Linear"):
+        shift_add_conv(torch.randn(1, 4, 8, 8), nn.Linear(4, 1))

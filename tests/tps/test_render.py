@@ -147,6 +147,26 @@ def test_fast_flags_are_restored(model: TPSMotionModel, source: torch.Tensor, kp
     assert not any(m.subpixel for m in model.modules() if isinstance(m, UpBlock2d))
 
 
+@pytest.mark.parametrize("fast, shift_add, calls", [(True, True, 4), (True, False, 0), (False, True, 0)],
+                         ids=["default", "shift-add-off", "plain"])
+def test_occlusion_heads_as_shifted_sums(model: TPSMotionModel, source: torch.Tensor, kp_driving: torch.Tensor,
+                                         monkeypatch, fast: bool, shift_add: bool, calls: int) -> None:
+    """The fast path computes every single-output occlusion head by `shift_add_conv` (4 heads in
+    tiny-64, one frame per call here), and the frames equal the path without it within 1e-5."""
+    import tps.render as render_module
+
+    used = []
+    real = render_module.shift_add_conv
+    monkeypatch.setattr(render_module, "shift_add_conv", lambda x, conv: used.append(conv) or real(x, conv))
+    renderer = Renderer(model, fast=fast, shift_add=shift_add, compute_batch=1)
+    got = renderer.render(renderer.prepare(source), kp_driving[:1], progress=False)
+    assert len(used) == calls
+    assert all(conv.out_channels == 1 and conv.kernel_size == (7, 7) for conv in used)
+    reference = Renderer(model, fast=False)
+    expected = reference.render(reference.prepare(source), kp_driving[:1], progress=False)
+    assert (got - expected).abs().max() <= TOLERANCE
+
+
 def test_progress_bar_can_be_switched_off(model: TPSMotionModel, source: torch.Tensor, kp_driving: torch.Tensor, capsys) -> None:
     renderer = Renderer(model)
     prepared = renderer.prepare(source)
