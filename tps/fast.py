@@ -74,6 +74,24 @@ def subpixel_kernels(weight: torch.Tensor) -> torch.Tensor:
     return k.reshape(4 * weight.shape[0], weight.shape[1], 2, 2)
 
 
+def _check_same_conv(x: torch.Tensor, conv: nn.Module, kernel: int, what: str) -> None:
+    """TypeError/ValueError unless ``conv`` is a ``kernel`` x ``kernel`` ``nn.Conv2d`` with zero
+    padding ``kernel // 2``, stride 1, dilation 1 and groups 1, and ``x`` is ``[B, C_in, H, W]``."""
+    if not isinstance(conv, nn.Conv2d):
+        raise TypeError(f"conv must be an nn.Conv2d, got {type(conv).__name__}")
+    if (
+        conv.kernel_size != (kernel, kernel)
+        or conv.padding != (kernel // 2, kernel // 2)
+        or conv.stride != (1, 1)
+        or conv.dilation != (1, 1)
+        or conv.groups != 1
+        or conv.padding_mode != "zeros"
+    ):
+        raise ValueError(f"conv must be {what}, stride 1, dilation 1, groups 1; got {conv}")
+    if x.dim() != 4 or x.shape[1] != conv.in_channels:
+        raise ValueError(f"x must be [B, {conv.in_channels}, H, W] for {conv}, got shape {tuple(x.shape)}")
+
+
 def nearest_up_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """``conv(F.interpolate(x, scale_factor=2))`` computed at the input resolution.
 
@@ -85,24 +103,7 @@ def nearest_up_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     Returns:
         ``[B, C_out, 2H, 2W]``, equal to the naive form up to float rounding.
     """
-    if not isinstance(conv, nn.Conv2d):
-        raise TypeError(f"conv must be an nn.Conv2d, got {type(conv).__name__}")
-    if (
-        conv.kernel_size != (3, 3)
-        or conv.padding != (1, 1)
-        or conv.stride != (1, 1)
-        or conv.dilation != (1, 1)
-        or conv.groups != 1
-        or conv.padding_mode != "zeros"
-    ):
-        raise ValueError(
-            "conv must be a 3x3 convolution with zero padding 1, stride 1, dilation 1, groups 1; "
-            f"got {conv}"
-        )
-    if x.dim() != 4 or x.shape[1] != conv.in_channels:
-        raise ValueError(
-            f"x must be [B, {conv.in_channels}, H, W] for {conv}, got shape {tuple(x.shape)}"
-        )
+    _check_same_conv(x, conv, 3, "a 3x3 convolution with zero padding 1")
     b, _, h, w = x.shape
     c_out = conv.out_channels
     kernels = subpixel_kernels(conv.weight)
@@ -130,24 +131,9 @@ def shift_add_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
         ``[B, C_out, H, W]`` (contiguous), equal to ``conv(x)`` up to float rounding. Faster than
         oneDNN only when ``C_out`` is 1 (module docstring).
     """
-    if not isinstance(conv, nn.Conv2d):
-        raise TypeError(f"conv must be an nn.Conv2d, got {type(conv).__name__}")
-    k = conv.kernel_size[0]
-    if (
-        conv.kernel_size != (k, k)
-        or k % 2 == 0
-        or conv.padding != (k // 2, k // 2)
-        or conv.stride != (1, 1)
-        or conv.dilation != (1, 1)
-        or conv.groups != 1
-        or conv.padding_mode != "zeros"
-    ):
-        raise ValueError(
-            "conv must be a square odd-sized convolution with zero padding kernel_size // 2 "
-            f"(\"same\" output), stride 1, dilation 1, groups 1; got {conv}"
-        )
-    if x.dim() != 4 or x.shape[1] != conv.in_channels:
-        raise ValueError(f"x must be [B, {conv.in_channels}, H, W] for {conv}, got shape {tuple(x.shape)}")
+    k = conv.kernel_size[0] if isinstance(conv, nn.Conv2d) else 0
+    _check_same_conv(x, conv, k if k % 2 else -1,
+                     "a square odd-sized convolution with zero padding kernel_size // 2 (\"same\" output)")
     b, c, h, w = x.shape
     o, p = conv.out_channels, k // 2
     taps = torch.matmul(conv.weight.permute(2, 3, 0, 1).reshape(k * k * o, c), x.reshape(b, c, h * w))

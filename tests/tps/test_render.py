@@ -252,7 +252,7 @@ def test_benchmark_quick_smoke_run() -> None:
     result = subprocess.run([sys.executable, str(script), "--quick", "--threads", "1"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| tiny-64 | 64 |")]
-    assert len(rows) == 1 + 3, result.stdout  # the main table and the three options
+    assert len(rows) == 1 + 4, result.stdout  # the main table and the four options
     cells = rows[0].split("|")
     assert float(cells[7]) <= TOLERANCE and float(cells[10]) <= TOLERANCE  # prepared, batched
 
