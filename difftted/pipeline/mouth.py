@@ -15,25 +15,33 @@ height measured from the pixels, against 0.021 for real speech: issue 10).
 
 with ``U``, ``D`` the outer upper and lower lip, ``n`` the unit normal of the corner-to-corner
 line (pointing down the face), ``h0`` the photo's lip height and ``s`` the head's scale (its eye
-corners' distance over the photo's), so a head that comes closer does not open the mouth. Where
-``o > 0`` a lens between the two corners, ``o`` tall at its middle, centred on the lip seam (the
-darkest row between the photo's lips, carried along ``U -> D``), is blended over the frame in the
-mouth's interior colour (the seam's own darkest pixels, darkened), with a soft edge of
-``edge`` pixels. The stretched lip seam it covers is exactly the band a real opening would
-show; the lips themselves keep about their thickness. A frame whose keypoints are the photo's (or
+corners' distance over the photo's), so a head that comes closer does not open the mouth.
+
+Where ``o > 0`` the mouth is cut open at the lip seam. The renderer stretched the lips, from
+the outer upper lip to the outer lower lip, over ``s * h0 + o`` pixels; in each column between
+the corners (the lips' outlines taken as parabolas through the corners, ``U`` and ``D``) the
+painter draws the part above the seam (the upper lip, and the teeth of a smile) back at the
+photo's height under the upper lip, the part below (the lower lip) at the photo's height over
+the lower lip, both resampled from the frame itself, and fills the gap between them, ``o`` tall
+at the middle and thinning towards the corners, with the mouth's interior colour (the seam's
+own darkest pixels, darkened) and a soft edge of ``edge`` pixels. So the lips keep their
+thickness and the opening is a gap between them. (An earlier version painted a lens of that
+height over the stretched lips, centred where the seam went along ``U -> D``; on a smile it
+covered the lower lip and the teeth's lower half.) A frame whose keypoints are the photo's (or
 closed further) is returned unchanged, so the first frame is still the photo.
 
-A smiling photo shows its teeth between the lips (a bright, grey run between them, found by
-`_find_seam`). Then the lens does not go over the teeth: its top edge follows the upper teeth's
-lower edge and it opens below it, as a jaw that drops shows the dark below the upper teeth (on
-the astronaut and the smiling portrait the darkest row lies *above* the teeth, in the upper
-lip's shadow, and a lens centred there painted a dark bar over the teeth).
+The seam is the darkest row between the photo's lips, or, where the photo shows teeth between
+them (a bright, grey run, found by `_find_seam`), the upper teeth's lower edge: the teeth stay
+with the upper lip, and the jaw that drops shows the dark below them (on the astronaut and the
+smiling portrait the darkest row lies *above* the teeth, in the upper lip's shadow).
 
 Plain torch on ``float32 [b, 3, s, s]`` crops in ``[0, 1]``; the keypoints in the crop's
 ``[-1, 1]`` (align_corners=True) coordinates, as the renderer's.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -57,9 +65,9 @@ class MouthInterior:
             size the frames will have.
         kp_source: ``[50, 2]`` (or ``[1, 50, 2]``) the photo's body keypoints in the crop's
             ``[-1, 1]`` coordinates.
-        width: the lens's half width as a fraction of half the corner-to-corner distance (the
+        width: the gap's half width as a fraction of half the corner-to-corner distance (the
             inside of a mouth stops short of its corners).
-        edge: the soft edge of the lens, in pixels of the crop (at least 0.5).
+        edge: the soft edge of the gap, in pixels of the crop (at least 0.5).
         darkness: the interior colour is the seam's darkest colour times this (its luma at most
             `MAX_INTERIOR_LUMA`).
         min_opening: openings below this many pixels draw nothing (landmark noise).
@@ -105,58 +113,87 @@ class MouthInterior:
         scale = (p["left_eye"] - p["right_eye"]).norm(dim=-1) / self.eye_distance
         return ((p["lower"] - p["upper"]) * _normal(p)).sum(-1) - scale * self.lip_height
 
-    def alpha(self, kp_driving: torch.Tensor) -> torch.Tensor:
-        """``float32 [b, 1, s, s]`` the interior's coverage in each frame (0 where closed)."""
+    def _geometry(self, kp_driving: torch.Tensor) -> Iterator[tuple[int, tuple[int, int, int, int], dict]]:
+        """For each frame that opens: ``(frame index, window (y0, y1, x0, x1), maps)``, the maps
+        ``[h, w]`` over the window: ``gap`` (the interior's coverage, soft-edged), ``src_x``,
+        ``src_y`` (where each window pixel takes its colour from in the same frame, see
+        `__call__`) and ``moved`` (the pixels either of them changes)."""
         kp_driving = _check_driving(kp_driving)
         p = self._points(kp_driving)
         opening = self.opening(kp_driving)
         s = self.size
-        out = torch.zeros(len(kp_driving), 1, s, s)
         for i in torch.nonzero(opening > self.min_opening).flatten().tolist():
             right, left, upper, lower = (p[k][i] for k in ("right", "left", "upper", "lower"))
-            seam = upper + self.seam * (lower - upper)
             centre = (right + left) / 2
-            half = (left - right).norm() / 2
+            half = float((left - right).norm() / 2)
             if half < 1:
                 continue
             u_axis = (left - right) / (2 * half)
             n_axis = torch.stack([-u_axis[1], u_axis[0]])
-            a = self.width * half
-            h = float(opening[i]) / 2
-            # the window around the mouth that the lens can touch
-            reach = float(half + 2 * h + 2 * self.edge + 2)
-            x0, x1 = int(max(0, centre[0] - reach)), int(min(s, centre[0] + reach + 1))
-            y0, y1 = int(max(0, centre[1] - reach)), int(min(s, centre[1] + reach + 1))
+            if n_axis[1] < 0:
+                n_axis = -n_axis
+            depth_u, depth_d = float((upper - centre) @ n_axis), float((lower - centre) @ n_axis)
+            o = float(opening[i])
+            reach = abs(depth_u) + abs(depth_d) + 2 * self.edge + 2
+            x0, x1 = int(max(0, centre[0] - half - reach)), int(min(s, centre[0] + half + reach + 1))
+            y0, y1 = int(max(0, centre[1] - half - reach)), int(min(s, centre[1] + half + reach + 1))
             if x1 <= x0 or y1 <= y0:
                 continue
             ys, xs = torch.meshgrid(torch.arange(y0, y1, dtype=torch.float32),
                                     torch.arange(x0, x1, dtype=torch.float32), indexing="ij")
             d = torch.stack([xs - centre[0], ys - centre[1]], -1)
             u, v = d @ u_axis, d @ n_axis
-            # the seam's curve through the corners (0 there) and the seam point (its depth)
-            depth = float((seam - centre) @ n_axis)
-            t = (u / half).clamp(-1, 1)
-            v_seam = depth * (1 - t * t)
-            r = (u / a).clamp(-1, 1)
-            half_height = h * (1 - r * r).clamp(min=0) ** 0.6
-            # centred on the seam; with teeth, hanging below their lower edge
-            centre_v = v_seam + half_height if self.teeth else v_seam
-            inside = half_height - (v - centre_v).abs()  # > 0 inside the lens, in pixels
-            out[i, 0, y0:y1, x0:x1] = ((inside / self.edge) + 0.5).clamp(0, 1) * (u.abs() < a)
+            bow = (1 - (u / half).clamp(-1, 1) ** 2)  # the lips' curves meet at the corners
+            top, band = depth_u * bow, (depth_d - depth_u) * bow  # the outer upper lip; the lips' height
+            gap = o * (1 - (u / (self.width * half)).clamp(-1, 1) ** 2)  # <= the band's extra height
+            rest = (band - gap).clamp(min=1e-3)  # the photo's lips, at the frame's scale
+            g0 = top + self.seam * rest  # the seam: the upper lip (and teeth) end here
+            g1 = g0 + gap
+            # the photo's fraction of the lips at each pixel: the upper piece above the gap, the
+            # lower piece below it, both at the photo's height; the frame stretched the lips
+            # uniformly, so that fraction lies at top + fraction * band in the frame
+            fraction = torch.where(v < g0, (v - top) / rest, self.seam + (v - g1) / rest)
+            inside_band = (v >= top) & (v <= top + band) & (gap > 0)
+            v_src = torch.where(inside_band, top + fraction.clamp(0, 1) * band, v)
+            src = centre + u[..., None] * u_axis + v_src[..., None] * n_axis
+            coverage = ((torch.minimum(v - g0, g1 - v) / self.edge) + 0.5).clamp(0, 1) * (gap > 0)
+            yield i, (y0, y1, x0, x1), {"gap": coverage, "src_x": src[..., 0], "src_y": src[..., 1],
+                                        "moved": inside_band | (coverage > 0)}
+
+    def alpha(self, kp_driving: torch.Tensor) -> torch.Tensor:
+        """``float32 [b, 1, s, s]`` the interior's coverage in each frame (0 where closed)."""
+        kp_driving = _check_driving(kp_driving)
+        out = torch.zeros(len(kp_driving), 1, self.size, self.size)
+        for i, (y0, y1, x0, x1), maps in self._geometry(kp_driving):
+            out[i, 0, y0:y1, x0:x1] = maps["gap"]
         return out
 
     def __call__(self, frames: torch.Tensor, kp_driving: torch.Tensor) -> torch.Tensor:
-        """``frames [b, 3, s, s]`` in [0, 1] with the interior painted where ``kp_driving
-        [b, 50, 2]`` opens the mouth; frames where it does not are returned unchanged."""
+        """``frames [b, 3, s, s]`` in [0, 1] with the mouth opened where ``kp_driving [b, 50, 2]``
+        opens it past the photo's; frames where it does not are returned unchanged.
+
+        The renderer stretched the lips between the driving outer upper and lower lip. Here the
+        part above the seam (the upper lip, with the teeth of a smile) is drawn back at the
+        photo's height under the upper lip, the part below (the lower lip) at the photo's height
+        over the lower lip, both resampled from the frame itself, and the gap between them, as
+        tall as the opening, takes the interior's colour."""
         if frames.dim() != 4 or frames.shape[1] != 3 or tuple(frames.shape[-2:]) != (self.size, self.size):
             raise ValueError(f"frames must be [b, 3, {self.size}, {self.size}], got {tuple(frames.shape)}")
         kp_driving = _check_driving(kp_driving)
         if len(kp_driving) != len(frames):
             raise ValueError(f"kp_driving has {len(kp_driving)} frames, frames has {len(frames)}")
-        alpha = self.alpha(kp_driving).to(frames.dtype)
-        if not alpha.any():
-            return frames
-        return torch.lerp(frames, self.colour.to(frames.dtype).expand_as(frames), alpha)
+        out = None
+        for i, (y0, y1, x0, x1), maps in self._geometry(kp_driving):
+            if out is None:
+                out = frames.clone()
+            grid = torch.stack([maps["src_x"], maps["src_y"]], -1) * (2.0 / (self.size - 1)) - 1
+            window = torch.nn.functional.grid_sample(frames[i : i + 1], grid[None].to(frames.dtype), mode="bilinear",
+                                                     padding_mode="border", align_corners=True)
+            gap = maps["gap"].to(frames.dtype)
+            painted = torch.lerp(window[0], self.colour[0].to(frames.dtype).expand_as(window[0]), gap)
+            # pixels the lips' resampling leaves where they are keep their exact values
+            out[i, :, y0:y1, x0:x1] = torch.where(maps["moved"], painted, frames[i, :, y0:y1, x0:x1])
+        return frames if out is None else out
 
 
 def _normal(p: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """The mouth's interior (`difftted.pipeline.mouth.MouthInterior`): drawn only where the driving
-keypoints open the lips past the photo's, as tall as that opening, on the lip seam, between the
-corners; the photo's own pose (or a head that only comes closer) leaves the frame untouched; and
-on a real photo a face-mesh judge sees the mouth open."""
+keypoints open the lips past the photo's, as tall as that opening, at the lip seam, between the
+corners, with the lips above and below it drawn back at the photo's height (the renderer
+stretched them); the photo's own pose (or a head that only comes closer) leaves the frame
+untouched; and on a real photo a face-mesh judge sees the mouth open."""
 
 from __future__ import annotations
 
@@ -42,6 +43,17 @@ def _open(kp: torch.Tensor, pixels: float) -> torch.Tensor:
     return out
 
 
+def _stretched(crop: torch.Tensor, pixels: float) -> torch.Tensor:
+    """The crop as the renderer gives it when the lower lip goes ``pixels`` down: rows 112-128
+    (the outer lips) stretched uniformly over 112-(128 + pixels), the rows below moved down."""
+    y = torch.arange(S, dtype=torch.float32)
+    src = torch.where(y < 112, y, torch.where(y <= 128 + pixels, 112 + (y - 112) * 16 / (16 + pixels), y - pixels))
+    lo = src.floor().long().clamp(0, S - 1)
+    hi = (lo + 1).clamp(max=S - 1)
+    w = (src - lo.float()).view(1, 1, S, 1)
+    return crop[:, :, lo] * (1 - w) + crop[:, :, hi] * w
+
+
 def test_the_photos_pose_and_a_closer_head_leave_the_frame_unchanged() -> None:
     crop, kp = _face()
     mouth = MouthInterior(crop, kp)
@@ -61,27 +73,35 @@ def test_an_opening_paints_a_lens_that_tall_on_the_seam_between_the_corners(pixe
     driving = _open(kp, pixels)[None]
     assert mouth.opening(driving)[0] == pytest.approx(pixels, abs=1e-3)
     alpha = mouth.alpha(driving)[0, 0]
-    # as tall as the opening in the middle, centred where the seam went (112 + 0.5 * (16 + pixels))
+    # as tall as the opening in the middle, starting at the seam (the upper lip keeps its 8 rows)
     column = alpha[:, 100]
     assert float(column.sum()) == pytest.approx(pixels, abs=0.6)
     centre = float((column * torch.arange(S)).sum() / column.sum())
-    assert centre == pytest.approx(112 + 0.5 * (16 + pixels), abs=0.6)
+    assert centre == pytest.approx(120 + pixels / 2, abs=0.6)
     # between the corners only, thinner towards them, and nowhere else
     assert float(alpha[:, :80].sum() + alpha[:, 121:].sum()) == 0
     assert float(alpha[:, 85].sum()) < float(alpha[:, 100].sum())
     assert float(alpha[:100].sum() + alpha[140:].sum()) == 0
-    # in the interior's colour: darker than the photo's seam
-    frames = crop.expand(1, 3, S, S).clone()
-    painted = mouth(frames, driving)
-    y = int(round(centre))
-    assert torch.all(painted[0, :, y, 100] < crop[0, :, 120, 100])
-    assert torch.equal(painted[..., :100, :], frames[..., :100, :])
+    # on the renderer's stretched lips: the upper lip above the gap and the lower lip below it
+    # at the photo's colour and height, the gap darker than the photo's seam
+    frames = _stretched(crop, pixels)
+    painted = mouth(frames, driving)[0, :, :, 100]
+    lip = crop[0, :, 115, 100]
+    # (the rows next to the lips' outer edges mix with the skin: two linear resamplings)
+    assert torch.allclose(painted[:, 114:119], lip[:, None].expand(3, 5), atol=0.01)  # upper lip: 114-118
+    assert torch.allclose(painted[:, int(122 + pixels):int(127 + pixels)],
+                          lip[:, None].expand(3, 5), atol=0.01)  # lower lip: at its 8 rows again, moved down
+    gap = painted[:, 121:int(120 + pixels)]
+    assert gap.shape[1] >= pixels - 2 and torch.all(gap < crop[0, :, 120, 100, None])
+    assert torch.equal(painted[:, : 100], frames[0, :, :100, 100])
+    assert torch.equal(painted[:, 140:], frames[0, :, 140:, 100])
 
 
 def test_a_smile_opens_below_its_teeth_in_a_dark_colour() -> None:
     """A photo whose lips show teeth (a bright grey band, rows 116-123, over a pale lip shadow at
-    row 114): the seam is the teeth's lower edge, the lens hangs below it (the teeth stay as they
-    are) and its colour is dark even though the darkest point between the lips is pale."""
+    row 114): the seam is the teeth's lower edge, the gap opens below the teeth (they keep their
+    height, not stretched and not covered), the lower lip stays visible below it, and the gap's
+    colour is dark even though the darkest point between the lips is pale."""
     from difftted.pipeline.mouth import MAX_INTERIOR_LUMA
 
     crop, kp = _face()
@@ -93,14 +113,20 @@ def test_a_smile_opens_below_its_teeth_in_a_dark_colour() -> None:
     luma = float(mouth.colour.flatten() @ torch.tensor([0.299, 0.587, 0.114]))
     assert luma == pytest.approx(MAX_INTERIOR_LUMA, abs=1e-4)
     pixels = 6.0
-    alpha = mouth.alpha(_open(kp, pixels)[None])[0, 0]
+    driving = _open(kp, pixels)[None]
+    alpha = mouth.alpha(driving)[0, 0]
     column = alpha[:, 100]
-    top = 112 + mouth.seam * (16 + pixels)  # where the teeth's edge went
-    assert float(column.sum()) == pytest.approx(pixels, abs=0.6)  # the lens is as tall as the opening
+    top = 112 + mouth.seam * 16  # the teeth's edge, where it is on the photo
+    assert float(column.sum()) == pytest.approx(pixels, abs=0.6)  # the gap is as tall as the opening
     assert float(column[: int(top) - 1].sum()) == 0  # nothing over the teeth
     centre = float((column * torch.arange(S)).sum() / column.sum())
     assert centre == pytest.approx(top + pixels / 2, abs=0.6)
-    # closed lips keep the old rule: no teeth, the lens centred on the dark seam
+    painted = mouth(_stretched(crop, pixels), driving)[0, :, :, 100]
+    teeth, lip = crop[0, :, 118, 100], crop[0, :, 126, 100]
+    assert torch.allclose(painted[:, 117:123], teeth[:, None].expand(3, 6), atol=0.01)  # teeth: rows 117-122
+    below = painted[:, int(top + pixels) + 2 : int(127 + pixels)]  # the lower lip, below the gap
+    assert below.shape[1] >= 2 and torch.allclose(below, lip[:, None].expand_as(below), atol=0.01)
+    # closed lips keep the old rule: no teeth, the gap on the dark seam
     assert not MouthInterior(*_face()).teeth
 
 
