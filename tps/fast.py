@@ -74,11 +74,14 @@ def subpixel_kernels(weight: torch.Tensor) -> torch.Tensor:
     return k.reshape(4 * weight.shape[0], weight.shape[1], 2, 2)
 
 
-def _check_same_conv(x: torch.Tensor, conv: nn.Module, kernel: int, what: str) -> None:
-    """TypeError/ValueError unless ``conv`` is a ``kernel`` x ``kernel`` ``nn.Conv2d`` with zero
-    padding ``kernel // 2``, stride 1, dilation 1 and groups 1, and ``x`` is ``[B, C_in, H, W]``."""
+def _check_same_conv(x: torch.Tensor, conv: nn.Module, kernel: int | None, what: str) -> None:
+    """TypeError/ValueError unless ``conv`` is a ``kernel`` x ``kernel`` ``nn.Conv2d`` (None: any odd
+    square kernel) with zero padding ``kernel // 2``, stride 1, dilation 1 and groups 1, and ``x``
+    is ``[B, C_in, H, W]``."""
     if not isinstance(conv, nn.Conv2d):
         raise TypeError(f"conv must be an nn.Conv2d, got {type(conv).__name__}")
+    if kernel is None:
+        kernel = conv.kernel_size[0] if conv.kernel_size[0] % 2 else -1
     if (
         conv.kernel_size != (kernel, kernel)
         or conv.padding != (kernel // 2, kernel // 2)
@@ -131,11 +134,11 @@ def shift_add_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
         ``[B, C_out, H, W]`` (contiguous), equal to ``conv(x)`` up to float rounding. Faster than
         oneDNN only when ``C_out`` is 1 (module docstring).
     """
-    k = conv.kernel_size[0] if isinstance(conv, nn.Conv2d) else 0
-    _check_same_conv(x, conv, k if k % 2 else -1,
+    _check_same_conv(x, conv, None,
                      "a square odd-sized convolution with zero padding kernel_size // 2 (\"same\" output)")
     b, c, h, w = x.shape
-    o, p = conv.out_channels, k // 2
+    k, o = conv.kernel_size[0], conv.out_channels
+    p = k // 2
     taps = torch.matmul(conv.weight.permute(2, 3, 0, 1).reshape(k * k * o, c), x.reshape(b, c, h * w))
     taps = taps.view(b, k, k, o, h, w)  # [B, dy, dx, C_out, H, W]
     # rows[dy](i, j) = sum_dx taps[dy, dx](i, j + dx - p), held with p columns of margin each side

@@ -121,6 +121,7 @@ class MouthInterior:
         kp_driving = _check_driving(kp_driving)
         p = self._points(kp_driving)
         opening = self.opening(kp_driving)
+        normals = _normal(p)
         s = self.size
         for i in torch.nonzero(opening > self.min_opening).flatten().tolist():
             right, left, upper, lower = (p[k][i] for k in ("right", "left", "upper", "lower"))
@@ -128,10 +129,7 @@ class MouthInterior:
             half = float((left - right).norm() / 2)
             if half < 1:
                 continue
-            u_axis = (left - right) / (2 * half)
-            n_axis = torch.stack([-u_axis[1], u_axis[0]])
-            if n_axis[1] < 0:
-                n_axis = -n_axis
+            u_axis, n_axis = (left - right) / (2 * half), normals[i]
             depth_u, depth_d = float((upper - centre) @ n_axis), float((lower - centre) @ n_axis)
             o = float(opening[i])
             reach = abs(depth_u) + abs(depth_d) + 2 * self.edge + 2
