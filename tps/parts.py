@@ -58,6 +58,7 @@ from tps.transform import TPS, make_coordinate_grid
 
 __all__ = ["Part", "PartLayout", "capsule_masks", "apply_part_masks", "ghost_mask", "fill_holes",
            "foreground_at", "part_foreground", "part_extent", "similarity_frame", "part_visibility",
+           "part_shift", "ghost_weight",
            "PART_REGULARISATION"]
 
 #: The parts' TPS are refitted with this regularisation instead of the official 0.01 (which the
@@ -88,6 +89,12 @@ class Part:
         bend; and a TPS through a hand's tight cluster of points, driven by points that are not
         a rigid copy of the source's, extrapolates wildly a little past them, where a capsule
         reaches to carry what the hand holds.
+    ghost_shift: ``(lo, hi)`` in capsule radii, or ``(0, 0)`` (every ghost counts): the part's
+        old place is a ghost only as far as the part moved (`part_shift`): not at all below
+        ``lo``, fully from ``hi`` on, smoothly between. For a limb whose old place is covered by
+        its own cloth (an upper arm lies against the torso in the same suit): shifted by a
+        fraction of its width it uncovers a sliver of itself, and its old pixels there (the
+        sleeve's folds) look better than a smooth fill (a flat band down the sleeve).
     """
 
     transform: int
@@ -96,6 +103,7 @@ class Part:
     occludes: bool = True
     rigid: bool = False
     feather: float | None = None
+    ghost_shift: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         if not isinstance(self.transform, int) or self.transform < 0:
@@ -109,6 +117,10 @@ class Part:
             raise ValueError(f"Part.radius must be > 0, got {self.radius!r}")
         if self.feather is not None and not 0 < self.feather <= 2:
             raise ValueError(f"Part.feather must be None or in (0, 2], got {self.feather!r}")
+        lo, hi = self.ghost_shift if len(self.ghost_shift) == 2 else (-1.0, -1.0)
+        if not (0 <= lo < hi or lo == hi == 0):
+            raise ValueError(f"Part.ghost_shift must be (lo, hi) with 0 <= lo < hi, or (0, 0), "
+                             f"got {self.ghost_shift!r}")
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,7 @@ class PartLayout:
         part keeps its thickness as it moves).
     feather: the width of a capsule's soft edge as a fraction of its radius: the mask falls
         from 1 at ``radius * (1 - feather / 2)`` to 0 at ``radius * (1 + feather / 2)``.
+
     """
 
     parts: tuple[Part, ...]
@@ -324,6 +337,33 @@ def apply_part_masks(
     return maps, deformation
 
 
+def part_shift(layout: PartLayout, kp_driving: torch.Tensor, kp_source: torch.Tensor) -> torch.Tensor:
+    """``[B, P]``: each part's move, the mean distance of its transform's 5 driving keypoints
+    ``[B, K*5, 2]`` from the source's ``[B|1, K*5, 2]``, in units of the part's capsule radius
+    (`PartLayout.unit` times `Part.radius`)."""
+    unit = layout.unit_length(kp_source)  # [B|1]
+    rows = []
+    for part in layout.parts:
+        idx = slice(5 * part.transform, 5 * part.transform + 5)
+        rows.append((kp_driving[:, idx] - kp_source[:, idx]).norm(dim=-1).mean(dim=-1) / (part.radius * unit))
+    return torch.stack(rows, dim=1)
+
+
+def ghost_weight(layout: PartLayout, kp_driving: torch.Tensor, kp_source: torch.Tensor) -> torch.Tensor:
+    """``[B, P]`` in [0, 1]: how much of each part's old place counts as a ghost
+    (`Part.ghost_shift`: a smoothstep of `part_shift` from ``lo`` to ``hi``; 1 for ``(0, 0)``)."""
+    shift = part_shift(layout, kp_driving, kp_source)
+    columns = []
+    for k, part in enumerate(layout.parts):
+        lo, hi = part.ghost_shift
+        if hi == 0:
+            columns.append(torch.ones_like(shift[:, k]))
+            continue
+        t = ((shift[:, k] - lo) / (hi - lo)).clamp(0.0, 1.0)
+        columns.append(t * t * (3 - 2 * t))
+    return torch.stack(columns, dim=1)
+
+
 def ghost_mask(
     layout: PartLayout,
     deformation: torch.Tensor,
@@ -347,7 +387,8 @@ def ghost_mask(
     weight part j really took (its layered capsule times the foreground), not its capsule: a
     pixel of a driving capsule the part did not take shows what lies under it, possibly its old
     self. With ``extent`` (as in `apply_part_masks`) S_k also covers part k's extent: the old
-    place of a held phone's top is a ghost too.
+    place of a held phone's top is a ghost too. S_k is weighted by `ghost_weight` (how far part
+    k moved; see `Part.ghost_shift`).
     """
     height, width = size
     flow = deformation
@@ -370,7 +411,8 @@ def ghost_mask(
         source = capsule_masks(layout, kp_source.expand(flow.shape[0], -1, -1), unit, flow)
         if extent is not None:
             source = torch.maximum(source, part_extent(extent, flow[:, None].expand(-1, len(layout.parts), -1, -1, -1)))
-        source = source * active_parts(layout, kp_source)[:, :, None, None]
+        weight = active_parts(layout, kp_source) * ghost_weight(layout, kp_driving, kp_source)  # [B, P]
+        source = source * weight[:, :, None, None]
         if foreground is not None:
             source = source * torch.stack([foreground_at(one, flow) for one in
                                            part_foreground(foreground, len(layout.parts))], dim=1)

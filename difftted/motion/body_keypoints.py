@@ -179,14 +179,25 @@ def keypoint_index(transform: str, label: str) -> int:
     raise KeyError(f"no keypoint {label!r} in transform {transform!r}")
 
 
+#: `tps.Part.ghost_shift` of the upper arms, in capsule radii: an upper arm that moved less than
+#: 0.4 of its radius leaves no ghost, one that moved 0.8 or more a full one. It lies against the
+#: torso in the torso's own cloth, and a small shift uncovers a sliver of its own sleeve. On the
+#: astronaut (seed 0) her right upper arm shifts 0.33-0.37 radii at 4.0-4.6 s, and the old edge
+#: of its capsule was filled as a smooth band down the sleeve. Forearms and hands (skin, cuffs)
+#: keep every ghost: their old pixels beside them show the limb twice.
+UPPER_ARM_GHOST_SHIFT = (0.4, 0.8)
+
+
 def part_layout(feather: float = 0.15):
     """`PART_CAPSULES` as a `tps.PartLayout` (radii in shoulder widths: the unit is the torso's
-    two shoulder keypoints). Imports torch (through `tps.parts`)."""
+    two shoulder keypoints; the upper arms' ghosts see `UPPER_ARM_GHOST_SHIFT`). Imports torch
+    (through `tps.parts`)."""
     from tps.parts import Part, PartLayout
 
     parts = tuple(
         Part(TRANSFORMS.index(name), tuple((keypoint_index(name, a), keypoint_index(name, b), t0, t1)
-                                           for a, b, t0, t1 in segments), radius, occludes, rigid, edge)
+                                           for a, b, t0, t1 in segments), radius, occludes, rigid, edge,
+             UPPER_ARM_GHOST_SHIFT if name.endswith("upper_arm") else (0.0, 0.0))
         for name, segments, radius, occludes, rigid, edge in PART_CAPSULES
     )
     unit = (keypoint_index("torso", "right shoulder"), keypoint_index("torso", "left shoulder"))

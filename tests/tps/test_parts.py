@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from tps.model import TPSMotionModel
-from tps.parts import (Part, PartLayout, apply_part_masks, capsule_masks, fill_holes, ghost_mask, part_visibility,
-                       similarity_frame)
+from tps.parts import (Part, PartLayout, apply_part_masks, capsule_masks, fill_holes, ghost_mask, ghost_weight,
+                       part_shift, part_visibility, similarity_frame)
 from tps.render import Renderer
 from tps.transform import make_coordinate_grid
 
@@ -84,6 +84,33 @@ def test_a_moved_hand_carries_its_pixels_and_its_old_place_is_occluded() -> None
     assert at(ghost, -0.6, 0.35) > 0.9
     assert at(ghost, 0.5, -0.5) == 0.0  # far from both
     assert at(ghost, x, y) == 0.0  # the hand at its new place is no ghost
+
+
+def test_a_part_with_ghost_shift_leaves_a_ghost_only_as_far_as_it_moved() -> None:
+    """The hand's radius is 0.15 (the unit, keypoints 0 -> 1, is 1.0): moved by 0.3 radii it leaves
+    no ghost with ghost_shift (0.4, 0.8) though it does without; moved by 0.6 radii its old place
+    at half weight (the smoothstep's middle); by 1.8 radii the whole ghost, as without."""
+    sliding = PartLayout((Part(1, ((5, 6, 0.0, 1.0),), radius=0.15, ghost_shift=(0.4, 0.8)),), unit=(0, 1),
+                         feather=0.5)
+    net = torch.zeros(1, 3, 16, 16)
+    net[:, 1] = 1.0
+    source = keypoints()
+    ghosts = {}
+    for radii in (0.3, 0.6, 1.8):
+        driving = keypoints((0.15 * radii, 0.0))
+        torch.testing.assert_close(part_shift(sliding, driving, source), torch.tensor([[radii]]), atol=1e-5, rtol=0)
+        grids = transformations(driving, source, 64)
+        for name, layout in (("plain", LAYOUT), ("sliding", sliding)):
+            _, flow = apply_part_masks(layout, net, grids, driving, source)
+            ghosts[name, radii] = ghost_mask(layout, flow, driving, source, (64, 64))[0, 0]
+    assert float(ghosts["plain", 0.3].max()) > 0.3  # the soft edge of a sliver
+    assert float(ghosts["sliding", 0.3].max()) == 0.0
+    # half the old place's weight (less where the moved hand's own capsule covers some of it)
+    assert bool((ghosts["sliding", 0.6] <= 0.5 * ghosts["plain", 0.6] + 1e-6).all())
+    assert float(ghosts["sliding", 0.6].max()) > 0.4 * float(ghosts["plain", 0.6].max())
+    torch.testing.assert_close(ghosts["sliding", 1.8], ghosts["plain", 1.8], atol=1e-6, rtol=0)
+    assert float(at(ghosts["sliding", 1.8], -0.6, 0.35)) > 0.9
+    torch.testing.assert_close(ghost_weight(LAYOUT, keypoints((0.01, 0.0)), source), torch.ones(1, 1))
 
 
 def test_with_a_foreground_a_part_carries_only_the_person_and_leaves_no_background_ghost() -> None:
@@ -370,6 +397,8 @@ def test_layers_later_parts_cover_earlier_ones() -> None:
         (lambda: PartLayout((Part(0, ((0, 1, 0, 1),), 0.1), Part(0, ((2, 3, 0, 1),), 0.1)), (0, 1)), "distinct"),
         (lambda: PartLayout((Part(0, ((0, 1, 0, 1),), 0.1),), (0, 0)), "unit"),
         (lambda: PartLayout((Part(0, ((0, 1, 0, 1),), 0.1),), (0, 1), feather=0.0), "feather"),
+        (lambda: Part(0, ((0, 1, 0.0, 1.0),), 0.1, ghost_shift=(0.8, 0.4)), "ghost_shift"),
+        (lambda: Part(0, ((0, 1, 0.0, 1.0),), 0.1, ghost_shift=(0.5, 0.5)), "ghost_shift"),
     ],
 )
 def test_bad_layouts_are_named(make, message: str) -> None:
