@@ -132,7 +132,6 @@ class PartLayout:
         part keeps its thickness as it moves).
     feather: the width of a capsule's soft edge as a fraction of its radius: the mask falls
         from 1 at ``radius * (1 - feather / 2)`` to 0 at ``radius * (1 + feather / 2)``.
-
     """
 
     parts: tuple[Part, ...]

@@ -147,9 +147,17 @@ PART_GROUPS = {"head": (0, 2), "mouth": (1,), "torso": (3,), "arms": (4, 5, 6, 7
 #: 1 at a quarter of its radius to 0 at 1.75 radii it fades into the head's motion.
 MOUTH_FEATHER = 1.5
 
+#: `tps.Part.ghost_shift` of the upper arms, in capsule radii: an upper arm that moved less than
+#: 0.4 of its radius leaves no ghost, one that moved 0.8 or more a full one. It lies against the
+#: torso in the torso's own cloth, and a small shift uncovers a sliver of its own sleeve. On the
+#: astronaut (seed 0) her right upper arm shifts 0.33-0.37 radii at 4.0-4.6 s, and the old edge
+#: of its capsule was filled as a smooth band down the sleeve. Forearms and hands (skin, cuffs)
+#: keep every ghost: their old pixels beside them show the limb twice.
+UPPER_ARM_GHOST_SHIFT = (0.4, 0.8)
+
 #: The parts' capsules for the renderer's part masks (`part_layout`, `tps.parts`), bottom to top:
 #: ``(transform, ((label, label, t0, t1), ...), radius in shoulder widths, occludes, rigid, feather or
-#: None for the layout's)``; labels are
+#: None for the layout's, ghost_shift)`` (the last three as `tps.Part`'s); labels are
 #: `TABLE` labels of that transform's keypoints, each pair a capsule axis from ``t0`` to ``t1`` of
 #: the way. The head has no capsule: the renderer's own maps give it the whole head, hair and ears
 #: (a capsule over the face took the face from them and left the rest of the head behind: two
@@ -163,11 +171,12 @@ MOUTH_FEATHER = 1.5
 #: tore held objects; only the mouth deforms.
 PART_CAPSULES = (
     ("mouth", (("mouth right", "mouth left", 0.0, 1.0), ("upper lip", "chin", 0.0, 1.0)), 0.07, False, False,
-     MOUTH_FEATHER),
-    *((f"{side}_upper_arm", (("shoulder", "elbow", 0.25, 1.0),), 0.17, True, True, None) for side in SIDES),
-    *((f"{side}_forearm", (("elbow", "wrist", 0.0, 1.0),), 0.14, True, True, None) for side in SIDES),
-    *((f"{side}_hand", tuple(("wrist", p.replace("_", " "), 0.0, 1.3) for p in HAND_PARTS), 0.13, True, True, None)
+     MOUTH_FEATHER, (0.0, 0.0)),
+    *((f"{side}_upper_arm", (("shoulder", "elbow", 0.25, 1.0),), 0.17, True, True, None, UPPER_ARM_GHOST_SHIFT)
       for side in SIDES),
+    *((f"{side}_forearm", (("elbow", "wrist", 0.0, 1.0),), 0.14, True, True, None, (0.0, 0.0)) for side in SIDES),
+    *((f"{side}_hand", tuple(("wrist", p.replace("_", " "), 0.0, 1.3) for p in HAND_PARTS), 0.13, True, True, None,
+       (0.0, 0.0)) for side in SIDES),
 )
 
 
@@ -179,26 +188,15 @@ def keypoint_index(transform: str, label: str) -> int:
     raise KeyError(f"no keypoint {label!r} in transform {transform!r}")
 
 
-#: `tps.Part.ghost_shift` of the upper arms, in capsule radii: an upper arm that moved less than
-#: 0.4 of its radius leaves no ghost, one that moved 0.8 or more a full one. It lies against the
-#: torso in the torso's own cloth, and a small shift uncovers a sliver of its own sleeve. On the
-#: astronaut (seed 0) her right upper arm shifts 0.33-0.37 radii at 4.0-4.6 s, and the old edge
-#: of its capsule was filled as a smooth band down the sleeve. Forearms and hands (skin, cuffs)
-#: keep every ghost: their old pixels beside them show the limb twice.
-UPPER_ARM_GHOST_SHIFT = (0.4, 0.8)
-
-
 def part_layout(feather: float = 0.15):
     """`PART_CAPSULES` as a `tps.PartLayout` (radii in shoulder widths: the unit is the torso's
-    two shoulder keypoints; the upper arms' ghosts see `UPPER_ARM_GHOST_SHIFT`). Imports torch
-    (through `tps.parts`)."""
+    two shoulder keypoints). Imports torch (through `tps.parts`)."""
     from tps.parts import Part, PartLayout
 
     parts = tuple(
         Part(TRANSFORMS.index(name), tuple((keypoint_index(name, a), keypoint_index(name, b), t0, t1)
-                                           for a, b, t0, t1 in segments), radius, occludes, rigid, edge,
-             UPPER_ARM_GHOST_SHIFT if name.endswith("upper_arm") else (0.0, 0.0))
-        for name, segments, radius, occludes, rigid, edge in PART_CAPSULES
+                                           for a, b, t0, t1 in segments), radius, occludes, rigid, edge, ghost_shift)
+        for name, segments, radius, occludes, rigid, edge, ghost_shift in PART_CAPSULES
     )
     unit = (keypoint_index("torso", "right shoulder"), keypoint_index("torso", "left shoulder"))
     return PartLayout(parts, unit, feather)
